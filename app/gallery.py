@@ -1,0 +1,47 @@
+"""The Home page gallery: one entry per bundled model, with cached sample grids."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import streamlit as st
+import torch
+
+from app import plots
+from app.resources import bundled_fingerprint, bundled_model, bundled_names
+
+
+@dataclass(frozen=True)
+class Entry:
+    checkpoint: str  # folder under assets/checkpoints
+    title: str
+    short: str
+    page: str
+    caption: str
+    metric_key: str
+    metric_label: Callable[[dict], str]
+
+
+def _rbm_label(m: dict) -> str:
+    return (f"AIS estimate of the test log-likelihood: {m['test_log_likelihood']:.1f} nats "
+            f"({m['split']})")
+
+
+_ALL = [
+    Entry("rbm-mnist", "Restricted Boltzmann machine", "RBM", "pages/rbm.py",
+          "Samples after 1,000 Gibbs sweeps from noise", "test_log_likelihood", _rbm_label),
+]
+GALLERY = [e for e in _ALL if e.checkpoint in bundled_names()]
+
+
+@st.cache_data(show_spinner="Sampling…", max_entries=16)
+def _samples(name: str, fingerprint: str, n: int, seed: int) -> bytes:
+    model = bundled_model(name)
+    with torch.inference_mode():
+        x = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    h, w = model.config.image_shape
+    return plots.grid_png(x.reshape(n, h, w), cols=6, scale=3)
+
+
+def samples_png(name: str, n: int = 36, seed: int = 0) -> bytes:
+    return _samples(name, bundled_fingerprint(name), n, seed)

@@ -1,0 +1,336 @@
+"""The RBM page's views. Each takes the model source (bundled or the user's) and draws one idea.
+
+Slider-driven figures live in @st.fragment so a slider reruns only its figure; long work (training,
+AIS) runs as a background job (app.jobs). All model math is in engine.models.rbm and engine.api.
+"""
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app import jobs, plots, widgets
+from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, mnist_test,
+                           mnist_train_sample)
+from app.uploads import BadUpload, to_mnist
+from engine import api, cards
+from engine.models.rbm import filters_as_images
+
+SHAPE = (28, 28)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Which RBM the views show: a bundled checkpoint or the model trained in this session."""
+    label: str
+    key: str  # cache key: the checkpoint fingerprint or the user model's id
+
+    @property
+    def model(self):
+        if self.key.startswith("user-"):
+            return user_model()
+        return bundled_model(self.label)
+
+
+def user_model():
+    return st.session_state.get("rbm_user_model")
+
+
+def model_picker() -> Source:
+    """Sidebar choice between the bundled RBM(s) and the model trained on this page."""
+    options = [Source(name, bundled_fingerprint(name)) for name in bundled_names("rbm")]
+    if user_model() is not None:
+        options.append(Source("your trained model", st.session_state["rbm_user_key"]))
+    if not options:
+        return Source("none", "none")
+    with st.sidebar:
+        choice = st.radio("RBM shown", range(len(options)), format_func=lambda i: options[i].label,
+                          index=len(options) - 1, key="rbm_source")
+        model = options[choice].model
+        st.caption(f"{model.config.n_visible} visible × {model.config.n_hidden} hidden units")
+    return options[choice]
+
+
+def _data():
+    try:
+        return mnist_test()
+    except api.DatasetUnavailable as e:
+        st.error(f"MNIST is not available: {e}")
+        st.stop()
+
+
+# --- learned filters -------------------------------------------------------------------------
+@st.fragment
+def filters(source: Source) -> None:
+    st.subheader("Learned W: each hidden unit's weights as an image")
+    st.markdown("Each tile is one column of **W**: the pattern of pixels a hidden unit looks for. "
+                "Red-blue symmetry is folded into grey: white is a positive weight, black negative, grey zero. "
+                "Trained on digits, the units learn local **strokes and edges**.")
+    model = source.model
+    n_hidden = model.config.n_hidden
+    sizes = [s for s in (25, 49, 100, 144, 225, 400) if s <= n_hidden] or [n_hidden]
+    c1, c2 = st.columns([2, 1])
+    count = c1.select_slider("Number of filters", sizes, value=sizes[min(2, len(sizes) - 1)], key="rbm_nfilters")
+    order = c2.radio("Order", ["most active on test digits", "unit index"], key="rbm_forder", horizontal=False)
+    png = _filters_png(source.key, model, count, order)
+    widgets.image(png, width="content")
+    widgets.download_png(png, f"rbm-filters-{count}.png", key="dl_filters")
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _filters_png(key: str, _model, count: int, order: str) -> bytes:
+    W = _model.W.detach()
+    if order.startswith("most active"):
+        activity = _model.p_h(mnist_test()[2][:2000]).mean(0)
+        units = activity.argsort(descending=True)[:count]
+    else:
+        units = torch.arange(count)
+    images = filters_as_images(W[:, units].t(), SHAPE)
+    return plots.grid_png(images, cols=int(np.ceil(np.sqrt(count))), scale=3)
+
+
+# --- decomposition of a new image ------------------------------------------------------------
+def features(source: Source) -> None:
+    st.subheader("A new image as a sum of features")
+    st.markdown("The hidden units that switch on for an image explain it: the reconstruction is the logistic "
+                "function of a weighted sum of their filters, weighted by p(h_j = 1 | v).")
+    grey, labels, binary = _data()
+    c1, c2 = st.columns([1, 1])
+    where = c1.radio("Image", ["test digit", "upload"], horizontal=True, key="rbm_img_src")
+    if where == "upload":
+        upload = c2.file_uploader("PNG or JPEG, any size; a dark digit on light paper or a light one on dark",
+                                  type=["png", "jpg", "jpeg"], key="rbm_upload")
+        if upload is None:
+            st.info("Upload a picture of a digit to decompose it.")
+            return
+        try:
+            image = to_mnist(upload.getvalue())
+        except BadUpload as e:
+            st.error(f"Could not use {upload.name}: {e}.")
+            return
+        v = torch.from_numpy((image > 0.5).astype(np.float32).reshape(-1))
+        st.caption("Your upload, fitted into MNIST's 20×20 box and binarized at 0.5:")
+        widgets.image(plots.grid_png(np.stack([image, v.reshape(SHAPE).numpy()]), cols=2, scale=4))
+    else:
+        index = c2.number_input("Test digit (0 to 9,999)", 0, len(binary) - 1,
+                                widgets.url_int("digit", 0, len(binary) - 1, 7), key="rbm_digit")
+        widgets.share(digit=index)
+        v = binary[index]
+    _decomposition(source, v)
+
+
+@st.fragment
+def _decomposition(source: Source, v: torch.Tensor) -> None:
+    k = st.slider("Features shown", 3, 12, 6, key="rbm_topk")
+    parts = source.model.decompose(v, k)
+    terms = " + ".join(f"{p:.2f}\\times f_{{{u}}}" for p, u in zip(parts["p"].tolist(), parts["units"].tolist()))
+    st.latex(rf"p(\mathbf v\mid\mathbf h)=\sigma\big({terms}+\dots\big)")
+    tiles = np.concatenate([v.reshape(1, *SHAPE).numpy(), filters_as_images(parts["features"], SHAPE).numpy(),
+                            parts["reconstruction"].reshape(1, *SHAPE).numpy()])
+    png = plots.grid_png(tiles, cols=len(tiles), scale=4)
+    widgets.image(png, width="stretch")
+    st.caption("Left: the binary input. Middle: the filters of the most active hidden units, "
+               f"units {', '.join(map(str, parts['units'].tolist()))}. Right: the reconstruction σ(W p(h|v) + b).")
+    widgets.download_png(png, "rbm-decomposition.png", key="dl_decomp")
+
+
+# --- Gibbs sampling --------------------------------------------------------------------------
+def gibbs(source: Source) -> None:
+    st.subheader("Gibbs sampling: alternate h ~ p(h | v) and v ~ p(v | h)")
+    st.markdown("Each step samples all hidden units given the image, then all pixels given the hidden units. "
+                "Press ▶ or drag the slider under the figure: the frames are computed once and played in your browser. "
+                "Each frame shows the mean p(v = 1 | h).")
+    c1, c2, c3, c4 = st.columns(4)
+    start = c1.radio("Start from", ["noise", "test digits"], key="rbm_gstart")
+    steps = c2.select_slider("Gibbs steps", [10, 50, 100, 200, 500, 1000], value=200, key="rbm_gsteps")
+    chains = c3.select_slider("Chains", [4, 9, 16, 25], value=16, key="rbm_gchains")
+    seed = c4.number_input("Seed", 0, 10_000, 0, key="rbm_gseed")
+    frames, labels = _gibbs_frames(source.key, source.model, start, steps, chains, seed)
+    st.plotly_chart(plots.animation(frames, labels=labels, height=620), key="gibbs_anim")
+    widgets.download_png(plots.grid_png(frames[-1], scale=4), "rbm-gibbs-last.png", key="dl_gibbs")
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the chains…")
+def _gibbs_frames(key: str, _model, start: str, steps: int, chains: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    if start == "noise":
+        v0 = (torch.rand(chains, _model.config.n_visible, generator=g) < 0.5).float()
+    else:
+        v0 = mnist_test()[2][torch.randperm(10000, generator=g)[:chains]]
+    frames = _model.gibbs_frames(v0, steps, generator=g)  # (steps + 1, chains, D)
+    keep = np.unique(np.round(np.geomspace(1, steps + 1, 40)).astype(int) - 1)  # dense early, sparse late
+    keep = np.unique(np.concatenate([[0], keep, [steps]]))
+    return frames[keep].reshape(len(keep), chains, *SHAPE).numpy(), [str(int(s)) for s in keep]
+
+
+# --- the learning signal ---------------------------------------------------------------------
+@st.fragment
+def gradient(source: Source) -> None:
+    st.subheader("Maximum likelihood: data term minus model term")
+    st.latex(r"\frac{\partial L}{\partial W_{ij}}=\mathbf E_{P_{data}}[v_ih_j]-\mathbf E_{P_\theta}[v_ih_j]")
+    st.markdown("The data term is an average over training images with h ~ p(h|v); the model term averages over "
+                "the model's own samples (here: 500 persistent Gibbs chains after 1,000 sweeps). Learning raises "
+                "co-activations the data shows and lowers those the model dreams up. Shown for one hidden unit j: "
+                "the maps over the 784 pixels i.")
+    model = source.model
+    data, dream, rank = _gradient_terms(source.key, model)
+    unit_rank = st.slider("Hidden unit (ranked by the size of its gradient)", 1, model.config.n_hidden, 1,
+                          key="rbm_gunit")
+    j = int(rank[unit_rank - 1])
+    maps = np.stack([data[:, j], dream[:, j], data[:, j] - dream[:, j]]).reshape(3, *SHAPE)
+    st.plotly_chart(plots.heatmaps(maps, [f"E_data[v h_{j}]", f"E_model[v h_{j}]", "difference (the gradient)"],
+                                   height=380), key="grad_maps")
+    gap = np.abs(data - dream).mean()
+    st.caption(f"Unit {j}. Mean |gradient| over all weights: {gap:.4f}; a well-trained model keeps it small.")
+
+
+@st.cache_data(max_entries=8, show_spinner="Sampling the model term…")
+def _gradient_terms(key: str, _model):
+    g = torch.Generator().manual_seed(0)
+    v_model = (_model.sample(500, generator=g, steps=1000) > torch.rand(500, 784, generator=g)).float()
+    data, dream = _model.gradient_terms(mnist_train_sample(), v_model)
+    rank = (data - dream).abs().sum(0).argsort(descending=True)
+    return data.numpy(), dream.numpy(), rank.numpy()
+
+
+# --- training on the page --------------------------------------------------------------------
+def train(source: Source) -> None:
+    st.subheader("Train your own RBM")
+    st.markdown("Contrastive divergence (CD-k) starts the model's chains at the data; persistent CD (PCD) keeps "
+                "them running between updates, which follows the model term more faithfully. Training runs in "
+                "the background: you can keep using the other views, and cancel keeps the last complete update.")
+    with st.form("rbm_train_form", border=True):
+        c1, c2, c3 = st.columns(3)
+        n_hidden = c1.select_slider("Hidden units", [16, 25, 49, 100, 196, 300, 500], 100)
+        rule = c2.radio("Model term from", ["PCD (persistent chains)", "CD (chains start at the data)"])
+        k = c3.slider("Gibbs steps per update (k)", 1, 25, 1)
+        lr = c1.select_slider("Learning rate", [0.001, 0.005, 0.01, 0.02, 0.05, 0.1], 0.05)
+        momentum = c2.slider("Momentum", 0.0, 0.9, 0.5, 0.1)
+        decay = c3.select_slider("Weight decay", [0.0, 1e-5, 1e-4, 1e-3], 1e-4)
+        epochs = c1.slider("Epochs (50,000 images each)", 1, 30, 3)
+        batch = c2.select_slider("Batch size", [20, 50, 100, 200], 100)
+        seed = c3.number_input("Seed", 0, 10_000, 0)
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+    running = jobs.get("rbm-train")
+    if submitted and not (running and running.running):
+        settings = {"epochs": epochs, "batch_size": batch, "lr": lr, "k": k, "persistent": rule.startswith("PCD"),
+                    "momentum": momentum, "weight_decay": decay, "lr_decay": True, "matmul": "bf16"}
+        jobs.start("rbm-train", f"Training a 784-{n_hidden} RBM", _training_work(n_hidden, settings, int(seed)))
+    elif submitted:
+        st.warning("A training run is already in progress; cancel it first.")
+    job = jobs.panel("rbm-train", _draw_training)
+    if job is not None and not job.running and job.result is not None:
+        _offer_result(job)
+
+
+def _training_work(n_hidden: int, settings: dict, seed: int):
+    def work(job: jobs.Job):
+        model = api.new_model_for_training("rbm", {"n_hidden": n_hidden})
+        trainer = api.make_trainer(model, settings, seed=seed, cancel=job.cancel, log_every=50)
+        for update in trainer.run():
+            yield update
+            job.result = model  # every yielded state is a complete, usable model
+        job.result = model.eval().requires_grad_(False)
+        job.meta = {"config": {"n_hidden": n_hidden}, "train": settings, "steps": trainer.step,
+                        "epochs": trainer.epoch, "seed": seed}
+    return work
+
+
+def _draw_training(job: jobs.Job) -> None:
+    history, preview, _, _ = job.snapshot()
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        st.plotly_chart(plots.curves(history, ["reconstruction_error"], height=230), key=f"c1-{len(history)}")
+        st.plotly_chart(plots.curves(history, ["pseudo_log_likelihood"], height=230), key=f"c2-{len(history)}")
+    with c2:
+        if preview is not None:
+            widgets.image(plots.grid_png(preview, cols=8, scale=2), caption="The first 64 filters, evolving")
+    if history:
+        last = history[-1]
+        st.caption(f"Step {last.get('step', 0)}, epoch {last.get('epoch', 0)}, "
+                   f"{last.get('examples_per_s', 0):,.0f} images/s. Pseudo-log-likelihood (nats per image) and "
+                   "reconstruction error are measured on 1,000 validation digits.")
+
+
+def _offer_result(job: jobs.Job) -> None:
+    model = job.result
+    c1, c2 = st.columns(2)
+    c1.button("Show this model on every view", type="primary", icon=":material/visibility:",
+              on_click=_use_model, args=(model,))
+    c2.download_button("Download checkpoint (.zip)", _checkpoint_zip(model, job.meta),
+                       file_name=f"rbm-784-{model.config.n_hidden}.zip", mime="application/zip",
+                       on_click="ignore", icon=":material/download:")
+
+
+def _use_model(model) -> None:
+    """Button callback (runs before the page, so it may set the sidebar radio's state)."""
+    st.session_state["rbm_user_model"] = model
+    st.session_state["rbm_user_key"] = f"user-{time.time_ns()}"
+    st.session_state["rbm_source"] = len(bundled_names("rbm"))
+
+
+def _checkpoint_zip(model, settings: dict) -> bytes:
+    """config.json + model.safetensors + README.md, loadable with `python -m engine eval <folder>`."""
+    import tempfile
+    from pathlib import Path
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = {"training": {**settings, "preset": "app", "device": "cpu"}}
+        api.save(model, tmp, card=cards.rbm_card(model, metrics), metrics=metrics)
+        with zipfile.ZipFile(buf, "w") as z:
+            for f in Path(tmp).iterdir():
+                z.write(f, f.name)
+    return buf.getvalue()
+
+
+# --- log-likelihood by AIS -------------------------------------------------------------------
+def likelihood(source: Source) -> None:
+    st.subheader("How good is the model? Estimating log Z with annealed importance sampling")
+    st.markdown("log p(v) = −F(v) − log Z needs the partition function Z, a sum over 2^(784+F) states. AIS "
+                "anneals from a simple model with known Z to the RBM through intermediate temperatures and "
+                "averages importance weights (Salakhutdinov & Murray, 2008). More runs and temperatures give a "
+                "tighter estimate.")
+    stored = bundled_metrics(source.label).get("test_log_likelihood") if not source.key.startswith("user-") else None
+    if stored:
+        st.metric("Stored with the bundled model (AIS estimate)", f"{stored['test_log_likelihood']:.2f} nats",
+                  help=f"{stored['n_runs']} runs, {stored['n_betas']} temperatures; {stored['split']}")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    runs = c1.select_slider("AIS runs", [10, 25, 50, 100, 200, 500], 100, key="rbm_ais_runs")
+    betas = c2.select_slider("Temperatures", [1000, 3000, 5000, 10000, 14500, 30000], 3000, key="rbm_ais_betas")
+    if c3.button("Estimate", type="primary", icon=":material/play_arrow:", width="stretch"):
+        jobs.start("rbm-ais", f"AIS with {runs} runs × {betas} temperatures",
+                   _ais_work(source, runs, betas))
+    jobs.panel("rbm-ais", _draw_ais)
+
+
+def _ais_work(source: Source, runs: int, betas: int):
+    model = source.model
+
+    def work(job: jobs.Job):
+        for update in api.iter_rbm_log_likelihood(model, n_runs=runs, n_betas=betas):
+            if "result" in update:
+                job.result = {**update["result"], "model": source.label}
+            yield {k: v for k, v in update.items() if k != "result"}
+    return work
+
+
+def _draw_ais(job: jobs.Job) -> None:
+    history, _, _, _ = job.snapshot()
+    if job.result is None:
+        if history and "log_z" in history[-1]:
+            st.caption(f"Running estimate of log Z: {history[-1]['log_z']:.2f}")
+        return
+    r = job.result
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Test log-likelihood (AIS estimate)", f"{r['test_log_likelihood']:.2f} nats",
+              f"± {r['test_log_likelihood_stderr']:.2f} (1 s.e.)", delta_color="off")
+    c2.metric("log Z", f"{r['log_z']:.2f}", f"± {r['log_z_std']:.3f}", delta_color="off")
+    c3.metric("Per pixel", f"{-r['test_log_likelihood'] / 784 / np.log(2):.3f} bits/dim", delta_color="off")
+    st.caption(f"Model: {r['model']}. {r['n_runs']} AIS runs, {r['n_betas']} temperatures, on the {r['split']}. "
+               "AIS tends to underestimate log Z, so the log-likelihood estimate can be optimistic.")
+    widgets.download_json(r, "rbm-ais.json", key="dl_ais")

@@ -1,0 +1,57 @@
+"""Shared, read-only resources: bundled models and datasets, loaded once per server (st.cache_resource).
+
+Cached models are put in eval mode and never trained or mutated; a user's own model lives in
+st.session_state instead.
+"""
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from engine import api
+from engine.device import background_threads, cap_threads
+
+
+def configure_torch() -> None:
+    """Once per process: leave a core free for interactive sessions while background jobs run."""
+    cap_threads(background_threads())
+
+
+@st.cache_resource(show_spinner="Loading the bundled model…")
+def bundled_model(name: str):
+    model = api.load(name)
+    model.requires_grad_(False)
+    return model
+
+
+@st.cache_resource(show_spinner=False)
+def bundled_metrics(name: str) -> dict:
+    return api.read_metrics(api.resolve(name))
+
+
+@st.cache_resource(show_spinner=False)
+def bundled_fingerprint(name: str) -> str:
+    return api.fingerprint(api.resolve(name))
+
+
+def bundled_names(model_type: str | None = None) -> list[str]:
+    """Bundled checkpoint names, optionally only those of one registered family."""
+    names = []
+    for name, folder in api.bundled().items():
+        if model_type is None or api.checkpoint.read_config(folder)[0] == model_type:
+            names.append(name)
+    return names
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def mnist_test() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(grey images (N, 784), labels (N,), seeded binarization (N, 784)) of the MNIST test split.
+
+    Raises api.DatasetUnavailable with a clear message when MNIST is not installed."""
+    return api.mnist.images("test"), api.mnist.labels("test"), api.mnist.binarized("test")
+
+
+@st.cache_resource(show_spinner=False)
+def mnist_train_sample(n: int = 2000) -> torch.Tensor:
+    """The first n training images, binarized with the engine's seeded binarization: (n, 784)."""
+    return api.mnist.binarized("train", seed=1)[:n]

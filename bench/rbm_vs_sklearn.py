@@ -1,0 +1,94 @@
+"""Seconds per epoch of RBM training: this engine's ContrastiveDivergence vs scikit-learn's BernoulliRBM.
+
+What it measures: one epoch of PCD-1 (persistent contrastive divergence, one Gibbs step), 500 hidden
+units, batches of 100 taken in order, learning rate 0.05, no momentum and no weight decay, on the
+50,000 binarized MNIST training images (`engine.data.mnist.binarized("train", seed=1)`), for
+- the engine (`engine/models/rbm.py`) with fp32 matmuls and with bf16 matmul operands (fp32 accumulation),
+- `sklearn.neural_network.BernoulliRBM` (the same algorithm) on float32 data, and on float64 data.
+All four run side by side in this one process: one warm-up each, then best (and median) of 3 epochs.
+The target is the engine at least 2x faster than sklearn on float32 (ratio sklearn_f32 / engine >= 2).
+
+Threads: torch uses torch.get_num_threads() intra-op threads; sklearn/numpy use their BLAS threads as
+set up by the environment (this script does not change OPENBLAS_*/OMP_* variables), printed below.
+
+Run from the repository root: `make bench`, or `PYTHONPATH=. .venv/bin/python bench/rbm_vs_sklearn.py`
+(equivalently `.venv/bin/python -m bench.rbm_vs_sklearn`); `engine` is imported from the checkout.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from engine import api
+from engine.data import mnist
+
+N_HIDDEN, BATCH, LR, REPEATS = 500, 100, 0.05, 3
+TARGET = 2.0
+
+
+def engine_epoch(x: torch.Tensor, matmul_dtype: torch.dtype, n_rows: int | None = None) -> float:
+    """Seconds for one PCD-1 epoch of a fresh 500-hidden RBM over x (N, 784) in order."""
+    model = api.build("rbm", n_hidden=N_HIDDEN)
+    opts = model.make_optimizers(lr=LR, k=1, persistent=True, momentum=0.0, weight_decay=0.0,
+                                 matmul_dtype=matmul_dtype)
+    g = torch.Generator().manual_seed(0)
+    n = n_rows or len(x)
+    start = time.perf_counter()
+    for i in range(0, n - BATCH + 1, BATCH):
+        model.train_step(x[i:i + BATCH], opts, generator=g)
+    return time.perf_counter() - start
+
+
+def sklearn_epoch(x: np.ndarray) -> float:
+    """Seconds for one epoch of sklearn's BernoulliRBM (PCD-1, batches in order) over x (N, 784)."""
+    from sklearn.neural_network import BernoulliRBM
+    rbm = BernoulliRBM(n_components=N_HIDDEN, batch_size=BATCH, n_iter=1, learning_rate=LR, random_state=0)
+    start = time.perf_counter()
+    rbm.fit(x)
+    return time.perf_counter() - start
+
+
+def measure(run, warmup) -> list[float]:
+    """One warm-up call, then REPEATS timed epochs."""
+    warmup()
+    return [run() for _ in range(REPEATS)]
+
+
+def blas_threads() -> str:
+    from threadpoolctl import threadpool_info
+    return ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info()
+                     if i["user_api"] == "blas") or "unknown"
+
+
+def main() -> None:
+    x = mnist.binarized("train", seed=1)  # (50000, 784) float32 in {0, 1}
+    x32 = x.numpy()
+    x64 = x32.astype(np.float64)
+    small = 10 * BATCH  # warm-ups: 10 batches
+    cases = {
+        "engine fp32": (lambda: engine_epoch(x, torch.float32), lambda: engine_epoch(x, torch.float32, small)),
+        "engine bf16": (lambda: engine_epoch(x, torch.bfloat16), lambda: engine_epoch(x, torch.bfloat16, small)),
+        "sklearn float32": (lambda: sklearn_epoch(x32), lambda: sklearn_epoch(x32[:small])),
+        "sklearn float64": (lambda: sklearn_epoch(x64), lambda: sklearn_epoch(x64[:small])),
+    }
+    print(f"PCD-1, {N_HIDDEN} hidden, batch {BATCH}, lr {LR}, one epoch of {len(x):,} binarized MNIST images")
+    print(f"torch {torch.__version__}: {torch.get_num_threads()} threads; "
+          f"sklearn/numpy BLAS as set by the environment: {blas_threads()}")
+    best = {}
+    print(f"\n{'':18}{'best s/epoch':>14}{'median':>10}")
+    for name, (run, warmup) in cases.items():
+        times = measure(run, warmup)
+        best[name] = min(times)
+        print(f"{name:18}{best[name]:14.2f}{statistics.median(times):10.2f}")
+    print()
+    for engine in ("engine bf16", "engine fp32"):
+        ratio = best["sklearn float32"] / best[engine]
+        verdict = "meets" if ratio >= TARGET else "misses"
+        print(f"sklearn_f32 / {engine.replace(' ', '_')}: {ratio:5.2f}x  ({verdict} the {TARGET:.0f}x target)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Command line: python -m engine {list,train,eval,sample} ...
+
+    python -m engine train rbm --preset bundled --out assets/checkpoints/rbm-mnist
+    python -m engine eval assets/checkpoints/rbm-mnist --ais-runs 100 --ais-betas 14500 --write
+    python -m engine sample assets/checkpoints/rbm-mnist -n 64 --out samples.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from engine import api, cards, checkpoint
+from engine.device import pick
+
+
+def _bar(fraction: float, text: str) -> None:
+    filled = int(30 * fraction)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:5.1f}% {text}   ")
+    sys.stderr.flush()
+
+
+def cmd_list(args) -> None:
+    for name in api.model_names():
+        print(name)
+    for name, folder in api.bundled().items():
+        print(f"bundled: {name} ({folder})")
+
+
+def cmd_train(args) -> None:
+    recipe = api.preset(args.model, args.preset)
+    for item in args.set or []:
+        key, value = item.split("=", 1)
+        recipe["train"][key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+    if args.epochs:
+        recipe["train"]["epochs"] = args.epochs
+    out = Path(args.out)
+    device = pick(args.device)
+    resume = checkpoint.load_resume_state(out) if args.resume else None
+    model = api.load(out, device=device) if resume else api.new_model_for_training(args.model, recipe["config"])
+    model.to(device)
+    trainer = api.make_trainer(model, recipe["train"], seed=args.seed)
+    if resume:
+        trainer.load_state_dict(resume)
+    start = time.time()
+    for m in trainer.run():
+        shown = {k: round(v, 3) for k, v in m.items() if isinstance(v, float) and k not in ("progress", "elapsed_s")}
+        _bar(m["progress"], f"epoch {m['epoch']} step {m['step']} {shown}")
+        if m.get("epoch_end"):
+            checkpoint.save(model, out)
+            checkpoint.save_resume_state(trainer.state_dict(), out)
+    sys.stderr.write("\n")
+    history = {"steps": trainer.step, "epochs": trainer.epoch, "seconds": round(time.time() - start, 1),
+               "preset": args.preset, "seed": args.seed, "train": recipe["train"], "device": str(device)}
+    checkpoint.save(model, out, metrics={"training": history})
+    print(f"saved {out} after {trainer.step} steps")
+    if args.ais_runs:
+        _evaluate(model, out, args.ais_runs, args.ais_betas, history)
+
+
+def _evaluate(model, out: Path, runs: int, betas: int, history: dict | None = None) -> None:
+    result = None
+    for update in api.iter_rbm_log_likelihood(model.cpu(), n_runs=runs, n_betas=betas):
+        _bar(update["progress"], f"AIS log Z ~ {update.get('log_z', 0):.2f}")
+        result = update.get("result", result)
+    sys.stderr.write("\n")
+    metrics = api.read_metrics(out)
+    metrics["test_log_likelihood"] = result
+    if history:
+        metrics["training"] = history
+    card = cards.rbm_card(model, metrics)
+    checkpoint.save(model, out, card=card, metrics=metrics)
+    print(f"AIS test log-likelihood: {result['test_log_likelihood']:.2f} ± {result['test_log_likelihood_stderr']:.2f} nats "
+          f"(log Z = {result['log_z']:.2f}, {runs} runs, {betas} temperatures)")
+
+
+def cmd_eval(args) -> None:
+    model = api.load(args.checkpoint)
+    if not hasattr(model, "free_energy"):
+        sys.exit(f"{args.checkpoint}: eval supports models with a free energy (AIS) so far")
+    _evaluate(model, api.resolve(args.checkpoint), args.ais_runs, args.ais_betas)
+
+
+def cmd_sample(args) -> None:
+    from PIL import Image
+    model = api.load(args.checkpoint)
+    images = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
+    h, w = model.config.image_shape
+    side = int(args.n ** 0.5 + 0.999)
+    grid = torch.ones(side * (h + 1) + 1, side * (w + 1) + 1)
+    for i, im in enumerate(images.reshape(-1, h, w)):
+        r, c = divmod(i, side)
+        grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = im
+    Image.fromarray((grid.numpy() * 255).astype("uint8")).resize((grid.shape[1] * 4, grid.shape[0] * 4), 0).save(args.out)
+    print(f"wrote {args.out}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="DGM Explorer engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered models and bundled checkpoints").set_defaults(func=cmd_list)
+    t = sub.add_parser("train", help="train a model from a preset")
+    t.add_argument("model")
+    t.add_argument("--preset", default="bundled")
+    t.add_argument("--out", required=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training setting")
+    t.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT's resume.pt")
+    t.add_argument("--ais-runs", type=int, default=0, help="evaluate with AIS after training (0: skip)")
+    t.add_argument("--ais-betas", type=int, default=14500)
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("eval", help="AIS test log-likelihood; writes metrics.json and the model card")
+    e.add_argument("checkpoint")
+    e.add_argument("--ais-runs", type=int, default=100)
+    e.add_argument("--ais-betas", type=int, default=14500)
+    e.set_defaults(func=cmd_eval)
+    s = sub.add_parser("sample", help="write a PNG grid of samples")
+    s.add_argument("checkpoint")
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="samples.png")
+    s.set_defaults(func=cmd_sample)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (checkpoint.CheckpointError, api.DatasetUnavailable, KeyError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

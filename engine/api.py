@@ -1,0 +1,118 @@
+"""The one import surface for app/ and pages/: list, build, load, save, train, sample, evaluate."""
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from engine import checkpoint, registry
+from engine.checkpoint import CheckpointError  # noqa: F401  (re-exported for pages)
+from engine.data import DatasetUnavailable, mnist  # noqa: F401
+from engine.metrics import AISResult, base_rate_bias, iter_ais
+from engine.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_DIR = ROOT / "assets" / "checkpoints"
+MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def model_names() -> list[str]:
+    return registry.names()
+
+
+def build(name: str, **config_overrides):
+    """A fresh model of a registered family with its default config, updated by `config_overrides`."""
+    model_cls, config_cls = registry.lookup(name)
+    return model_cls(config_cls(**config_overrides))
+
+
+def bundled() -> dict[str, Path]:
+    """Bundled checkpoints: folder name -> folder, for every folder under assets/checkpoints with a config."""
+    if not BUNDLED_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / checkpoint.CONFIG).is_file()}
+
+
+def load(name_or_path: str | Path, *, device="cpu"):
+    """Load a bundled checkpoint by name, or any checkpoint folder by path."""
+    folder = bundled().get(str(name_or_path), Path(name_or_path))
+    return checkpoint.load(folder, device=device)
+
+
+save = checkpoint.save
+read_metrics = checkpoint.read_metrics
+fingerprint = checkpoint.fingerprint
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    return bundled().get(str(name_or_path), Path(name_or_path))
+
+
+# --- training ---------------------------------------------------------------------------------
+def preset(name: str, preset_name: str) -> dict:
+    """{"config": {...}, "train": {...}} for a family's named recipe (a deep copy, safe to edit)."""
+    model_cls, _ = registry.lookup(name)
+    presets = getattr(model_cls, "presets", {})
+    if preset_name not in presets:
+        raise KeyError(f"{name} has no preset {preset_name!r}; choose from {', '.join(presets)}")
+    return json.loads(json.dumps(presets[preset_name]))
+
+
+def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Event | None = None,
+                 log_every: int = 100) -> Trainer:
+    """A Trainer for `model` on its dataset. `settings`: epochs, batch_size, and optimizer hyperparameters."""
+    settings = dict(settings)
+    epochs, batch_size = int(settings.pop("epochs")), int(settings.pop("batch_size"))
+    if "matmul" in settings:
+        settings["matmul_dtype"] = MATMUL_DTYPES[settings.pop("matmul")]
+    train_x = mnist.images("train")
+    trainer = Trainer(model=model, epochs=epochs, hparams=settings, seed=seed, log_every=log_every,
+                      batches=lambda g: mnist.batches("train", batch_size, generator=g),
+                      steps_per_epoch=len(train_x) // batch_size,
+                      monitor_batch=mnist.binarized("valid")[:1000].to(model.device))
+    if cancel is not None:
+        trainer.cancel = cancel
+    return trainer
+
+
+def new_model_for_training(name: str, config: dict):
+    """A fresh model with data-dependent initialisation where the family has one (e.g. RBM visible biases)."""
+    model = build(name, **config)
+    if hasattr(model, "init_from_data"):
+        model.init_from_data(mnist.images("train"))
+    return model
+
+
+# --- evaluation -------------------------------------------------------------------------------
+def iter_rbm_log_likelihood(model, *, n_runs: int = 100, n_betas: int = 14500, seed: int = 0,
+                            test: torch.Tensor | None = None) -> Iterator[dict]:
+    """AIS estimate of log Z and of the mean test log-likelihood (nats) of an RBM-like model.
+
+    Yields progress dicts; the last has "result" with log_z, its std error, and the test
+    log-likelihood mean = mean(-F(v)) - log Z, on the seeded binarized MNIST test set."""
+    test = mnist.binarized("test") if test is None else test
+    W, b, a = model.W, model.b, model.a
+    generator = torch.Generator().manual_seed(seed)
+    base = base_rate_bias(mnist.binarized("train", seed=1))
+    for update in iter_ais(W, b, a, base, n_runs=n_runs, n_betas=n_betas, generator=generator):
+        if "result" not in update:
+            yield update
+    ais_result: AISResult = update["result"]
+    with torch.no_grad():
+        neg_free = -model.free_energy(test.to(model.device)).double().cpu()
+    mean_ll = neg_free.mean().item() - ais_result.log_z
+    yield {"progress": 1.0, "result": {
+        "test_log_likelihood": mean_ll,
+        "test_log_likelihood_stderr": math.hypot(neg_free.std().item() / math.sqrt(len(test)), ais_result.log_z_std),
+        **asdict(ais_result), "split": mnist.describe(), "estimator": "AIS"}}
+
+
+def rbm_log_likelihood(model, **kwargs) -> dict:
+    for update in iter_rbm_log_likelihood(model, **kwargs):
+        pass
+    return update["result"]

@@ -1,0 +1,112 @@
+"""Likelihood metrics shared by the families.
+
+AIS follows Salakhutdinov & Murray (2008), "On the quantitative analysis of deep belief networks":
+anneal from a base-rate RBM (no hidden interaction, visible biases fitted to the data) to the target
+RBM through p_k(v) ∝ p_A*(v)^(1-β_k) p_B*(v)^β_k, with the hidden units summed out analytically.
+It serves every model that is an RBM over some units (RBM, a DBN's top RBM, a 2-layer DBM with h1
+summed out). All values are natural-log (nats).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AISResult:
+    log_z: float  # estimate of log Z of the target RBM (nats)
+    log_z_std: float  # standard error of the estimate, in log units (delta method)
+    log_z_base: float  # exact log Z of the base-rate RBM
+    n_runs: int
+    n_betas: int
+
+    @property
+    def log_z_interval(self) -> tuple[float, float]:
+        """log(Ẑ ± 3 std(Ẑ)) as in Salakhutdinov & Murray; the lower end is -inf when the spread is wide."""
+        ratio = 3 * self.log_z_std
+        low = self.log_z + math.log(1 - ratio) if ratio < 1 else -math.inf
+        return low, self.log_z + math.log(1 + ratio)
+
+
+def ais_betas(n: int) -> torch.Tensor:
+    """Inverse temperatures 0 = β_0 < ... < β_{n-1} = 1, denser near 1 (the paper's 500/4000/10000 split of 14,500)."""
+    n1, n2 = max(2, round(n * 500 / 14500)), max(2, round(n * 4000 / 14500))
+    n3 = max(2, n - n1 - n2)
+    return torch.cat([torch.linspace(0, 0.5, n1 + 1)[:-1], torch.linspace(0.5, 0.9, n2 + 1)[:-1],
+                      torch.linspace(0.9, 1.0, n3)]).double()
+
+
+def base_rate_bias(data: torch.Tensor, smoothing: float = 0.05) -> torch.Tensor:
+    """Visible biases of the base-rate model: log-odds of each pixel's mean over (smoothed) data. (N, D) -> (D,)."""
+    mean = (data.double().sum(0) + smoothing) / (len(data) + 2 * smoothing)
+    return torch.log(mean) - torch.log1p(-mean)
+
+
+def _log_p_star(v, beta, W, b, a, b_base) -> torch.Tensor:
+    """log p_k*(v) with h summed out: (1-β) b_A·v + β b·v + Σ_j softplus(β (a_j + v·W_:j)). (R, D) -> (R,)."""
+    return (1 - beta) * (v @ b_base) + beta * (v @ b) + F.softplus(beta * (v @ W + a)).sum(-1)
+
+
+def iter_ais(W: torch.Tensor, b: torch.Tensor, a: torch.Tensor, b_base: torch.Tensor, *, n_runs: int = 100,
+             n_betas: int = 14500, generator: torch.Generator | None = None,
+             report_every: int = 200) -> Iterator[dict]:
+    """Annealed importance sampling of log Z for the RBM (W (D, F), b (D,), a (F,)).
+
+    Yields progress dicts {"progress": fraction, "log_z": running estimate}; the last one also holds
+    "result": an AISResult. Runs in float64 for the weights' accumulation; chains are binary."""
+    W, b, a, b_base = (t.detach().double() for t in (W, b, a, b_base))
+    n_hidden = W.shape[1]
+    betas = ais_betas(n_betas).tolist()
+    log_z_base = F.softplus(b_base).sum().item() + n_hidden * math.log(2)
+    v = (torch.rand(n_runs, len(b), generator=generator, dtype=torch.float64) < torch.sigmoid(b_base)).double()
+    log_w = torch.zeros(n_runs, dtype=torch.float64)
+    for k in range(1, len(betas)):
+        beta_prev, beta = betas[k - 1], betas[k]
+        pre = v @ W + a  # (R, F), shared by the weight update and the transition
+        log_w += (beta - beta_prev) * (v @ (b - b_base)) + (F.softplus(beta * pre) - F.softplus(beta_prev * pre)).sum(-1)
+        h = (torch.rand(pre.shape, generator=generator, dtype=torch.float64) < torch.sigmoid(beta * pre)).double()
+        p_v = torch.sigmoid((1 - beta) * b_base + beta * (h @ W.t() + b))
+        v = (torch.rand(p_v.shape, generator=generator, dtype=torch.float64) < p_v).double()
+        if k % report_every == 0 or k == len(betas) - 1:
+            yield {"progress": k / (len(betas) - 1), "log_z": log_z_base + _log_mean_exp(log_w)}
+    yield {"progress": 1.0, "log_z": log_z_base + _log_mean_exp(log_w),
+           "result": _result(log_w, log_z_base, len(betas))}
+
+
+def _log_mean_exp(x: torch.Tensor) -> float:
+    return (torch.logsumexp(x, 0) - math.log(len(x))).item()
+
+
+def _result(log_w: torch.Tensor, log_z_base: float, n_betas: int) -> AISResult:
+    """Ẑ = Z_A · mean(w); std error of log Ẑ = std(w) / (sqrt(R) · mean(w))."""
+    w = torch.exp(log_w - log_w.max())
+    rel_std = (w.std() / (w.mean() * math.sqrt(len(w)))).item() if len(w) > 1 else math.inf
+    return AISResult(log_z_base + _log_mean_exp(log_w), rel_std, log_z_base, len(log_w), n_betas)
+
+
+def ais(*args, **kwargs) -> AISResult:
+    """Run `iter_ais` to the end and return its AISResult."""
+    for update in iter_ais(*args, **kwargs):
+        pass
+    return update["result"]
+
+
+def exact_log_z_rbm(W: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> float:
+    """Exact log Z by enumerating the 2^F hidden configurations (F <= 20):
+    log Z = logsumexp_h [a·h + Σ_i softplus(b_i + W_i:·h)]."""
+    W, b, a = (t.detach().double() for t in (W, b, a))
+    n_hidden = W.shape[1]
+    if n_hidden > 20:
+        raise ValueError(f"exact enumeration needs at most 20 hidden units, got {n_hidden}")
+    codes = torch.arange(2 ** n_hidden)
+    h = ((codes[:, None] >> torch.arange(n_hidden)) & 1).double()  # (2^F, F)
+    return torch.logsumexp(h @ a + F.softplus(h @ W.t() + b).sum(-1), 0).item()
+
+
+def bits_per_dim(nll_nats: float, n_dims: int) -> float:
+    """Convert a per-example NLL in nats to bits per dimension."""
+    return nll_nats / (n_dims * math.log(2))

@@ -1,0 +1,45 @@
+"""Home: the lecture's framing, the roadmap, and a gallery of samples from every bundled model."""
+import streamlit as st
+
+from app import plots, widgets
+from app.gallery import GALLERY, samples_png
+from app.resources import bundled_metrics
+
+widgets.header(
+    "Deep generative models, live",
+    "A generative model learns a probability distribution **p(x)** from data and prior knowledge. "
+    "Once learned, **sampling** from it generates new data. Each page of this app trains or loads a real "
+    "model and shows what the lecture's slides show.",
+)
+
+steps = [("Data", "images, speech, text"), ("+ prior knowledge", "architecture, latent variables"),
+         ("Learning", "maximum likelihood, variational, adversarial"), ("p(x)", "a density we can sample"),
+         ("Sampling", "new images, sounds, sentences")]
+for col, (title, text) in zip(st.columns(len(steps)), steps):
+    with col.container(border=True, height="stretch"):
+        st.markdown(f"### {title}")
+        st.caption(text)
+
+st.header("Gallery")
+if not GALLERY:
+    st.info("No bundled models are installed; train one with `make train-bundled`.")
+for col, entry in zip(st.columns(max(len(GALLERY), 2)), GALLERY):
+    with col.container(border=True):
+        st.subheader(entry.title)
+        image = samples_png(entry.checkpoint)
+        widgets.image(image, caption=entry.caption, width="stretch")
+        metrics = bundled_metrics(entry.checkpoint).get(entry.metric_key, {})
+        if metrics:
+            st.caption(entry.metric_label(metrics))
+        st.page_link(entry.page, label=f"Open the {entry.short} page", icon=":material/arrow_forward:")
+
+st.header("Roadmap")
+st.markdown(
+    "The lecture's order. Pages appear in the sidebar as their models land.\n\n"
+    "1. Autoencoders vs PCA\n"
+    "2. Fully observed models: NADE, MADE, PixelCNN, WaveNet\n"
+    "3. **Undirected models: restricted Boltzmann machines** (live), deep belief nets, deep Boltzmann machines\n"
+    "4. Directed models: Helmholtz machines, VAEs and importance-weighted autoencoders, normalizing flows\n"
+    "5. Generative adversarial networks and Wasserstein GANs\n"
+    "6. Language models: Transformer-XL"
+)

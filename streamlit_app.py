@@ -1,0 +1,14 @@
+"""DGM Explorer entrypoint: page config and navigation in the lecture's order (only pages that work)."""
+import streamlit as st
+
+from app.resources import configure_torch
+
+st.set_page_config(page_title="DGM Explorer", page_icon=":material/blur_on:", layout="wide")
+configure_torch()
+
+pages = {
+    "": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Undirected models": [st.Page("pages/rbm.py", title="Restricted Boltzmann machines", icon=":material/grid_on:",
+                                  url_path="rbm")],
+}
+st.navigation(pages).run()

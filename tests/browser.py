@@ -1,0 +1,33 @@
+"""Helpers for driving the real app in Chromium through Playwright."""
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+APP = "[data-testid='stApp']"
+
+
+def wait_idle(page: Page, timeout: float = 60_000) -> None:
+    """Wait until the app is connected and no script run is in progress."""
+    page.wait_for_selector(f"{APP}[data-test-connection-state='CONNECTED']", timeout=timeout)
+    page.wait_for_selector(f"{APP}[data-test-script-state='notRunning']", timeout=timeout)
+    page.wait_for_timeout(300)
+    page.wait_for_selector(f"{APP}[data-test-script-state='notRunning']", timeout=timeout)
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    wait_idle(page)
+
+
+def assert_no_exception(page: Page) -> None:
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def screenshot(page: Page, path) -> None:
+    """Full-length screenshot: Streamlit scrolls inside its main section, so grow the viewport to fit it."""
+    height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                           "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight))")
+    width = page.viewport_size["width"]
+    page.set_viewport_size({"width": width, "height": max(900, min(int(height) + 40, 6000))})
+    page.wait_for_timeout(400)
+    page.screenshot(path=path, full_page=True)

@@ -1,0 +1,53 @@
+"""The real thing: every page in headless Chromium against `streamlit run`, with a screenshot of each."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser import assert_no_exception, open_page, screenshot, wait_idle
+from tests.conftest import ARTIFACTS
+
+RBM_VIEWS = ["filters", "features", "gibbs", "gradient", "train", "likelihood"]
+
+
+def test_home(page: Page, app_url: str):
+    open_page(page, app_url)
+    assert_no_exception(page)
+    expect(page.get_by_text("Deep generative models, live")).to_be_visible()
+    expect(page.locator("[data-testid='stImage'] img").first).to_be_visible()
+    screenshot(page, ARTIFACTS / "home.png")
+
+
+@pytest.mark.parametrize("view", RBM_VIEWS)
+def test_rbm_views(page: Page, app_url: str, view: str):
+    open_page(page, f"{app_url}/rbm?view={view}")
+    assert_no_exception(page)
+    expect(page.get_by_role("heading", name="Restricted Boltzmann machines")).to_be_visible()
+    screenshot(page, ARTIFACTS / f"rbm-{view}.png")
+
+
+def test_rbm_default_view(page: Page, app_url: str):
+    """The page without parameters (the README's screenshot)."""
+    open_page(page, f"{app_url}/rbm")
+    assert_no_exception(page)
+    expect(page.locator("[data-testid='stImage'] img").first).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "rbm.png", full_page=False)
+
+
+def test_bad_url_parameter_gives_a_message(page: Page, app_url: str):
+    open_page(page, f"{app_url}/rbm?view=features&digit=99999")
+    assert_no_exception(page)
+    expect(page.get_by_text("it must be a whole number from 0 to 9999")).to_be_visible()
+
+
+def test_slider_reruns_only_its_figure(page: Page, app_url: str):
+    """Moving the filter-count slider swaps the image (a fragment rerun) without an exception."""
+    open_page(page, f"{app_url}/rbm?view=filters")
+    image = page.locator("[data-testid='stImage'] img").first
+    before = image.get_attribute("src")
+    slider = page.get_by_role("slider", name="Number of filters")
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    expect(image).not_to_have_attribute("src", before, timeout=10_000)
+    wait_idle(page)
+    assert_no_exception(page)

@@ -1,0 +1,105 @@
+"""Every page through Streamlit's AppTest: no exception, controls change what is shown, bad input gives st.error."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+RBM_VIEWS = ["filters", "features", "gibbs", "gradient", "train", "likelihood"]
+
+
+@pytest.fixture
+def app(clear_streamlit_caches) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    return at
+
+
+def rbm(app: AppTest, view: str) -> AppTest:
+    app.switch_page("pages/rbm.py").run()
+    app.segmented_control(key="rbm_view").set_value(view).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def image_urls(at: AppTest) -> list[str]:
+    return [url for im in at.image for url in im.value]
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_home_shows_gallery_with_link(app):
+    assert not app.exception
+    assert app.title[0].value == "Deep generative models, live"
+    assert image_urls(app), "the gallery shows sample images"
+    assert any("rbm" in link.proto.page for link in app.get("page_link"))
+
+
+@pytest.mark.parametrize("view", RBM_VIEWS)
+def test_rbm_view_runs(app, view):
+    at = rbm(app, view)
+    assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == "Restricted Boltzmann machines"
+
+
+def test_filter_count_changes_the_image(app):
+    at = rbm(app, "filters")
+    before = image_urls(at)
+    at.select_slider(key="rbm_nfilters").set_value(25).run()
+    assert not at.exception
+    assert image_urls(at) != before
+
+
+def test_digit_choice_changes_the_decomposition(app):
+    at = rbm(app, "features")
+    before = at.latex[-1].value
+    at.number_input(key="rbm_digit").set_value(1).run()
+    assert not at.exception
+    assert at.latex[-1].value != before
+    assert r"\times f_" in at.latex[-1].value
+
+
+def test_gibbs_steps_change_the_animation(app):
+    at = rbm(app, "gibbs")
+    before = at.get("plotly_chart")[0].proto.spec
+    at.select_slider(key="rbm_gsteps").set_value(10).run()
+    assert not at.exception
+    assert at.get("plotly_chart")[0].proto.spec != before
+
+
+@pytest.mark.parametrize("payload, name", [(b"not an image at all", "notes.png"), (b"", "empty.png"),
+                                            (png_bytes(np.full((40, 40), 255)), "blank.png")])
+def test_bad_upload_gives_an_error_not_an_exception(app, payload, name):
+    at = rbm(app, "features")
+    at.radio(key="rbm_img_src").set_value("upload").run()
+    at.file_uploader(key="rbm_upload").set_value((name, payload, "image/png")).run()
+    assert not at.exception
+    assert any("Could not use" in e.value for e in at.error)
+
+
+def test_good_upload_is_decomposed(app):
+    drawing = np.full((120, 90), 255)
+    drawing[20:100, 40:52] = 0  # a dark "1" on white paper, not 28x28
+    at = rbm(app, "features")
+    at.radio(key="rbm_img_src").set_value("upload").run()
+    at.file_uploader(key="rbm_upload").set_value(("one.png", png_bytes(drawing), "image/png")).run()
+    assert not at.exception and not at.error
+    assert r"\times f_" in at.latex[-1].value
+
+
+def test_out_of_range_url_parameter_warns(clear_streamlit_caches):
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.switch_page("pages/rbm.py")
+    at.query_params["view"] = "nonsense"
+    at.run()
+    assert not at.exception
+    assert any("view='nonsense'" in w.value for w in at.warning)

@@ -1,10 +1,12 @@
 """DGM Explorer entrypoint: page config and navigation in the lecture's order (only pages that work)."""
 import streamlit as st
 
+from app import theme
 from app.resources import configure_torch
 
 st.set_page_config(page_title="DGM Explorer", page_icon=":material/blur_on:", layout="wide")
 configure_torch()
+theme.apply()
 
 pages = {
     "": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],

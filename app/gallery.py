@@ -18,6 +18,7 @@ class Entry:
     short: str
     page: str
     caption: str
+    blurb: str
     metric_key: str
     metric_label: Callable[[dict], str]
 
@@ -29,7 +30,10 @@ def _rbm_label(m: dict) -> str:
 
 _ALL = [
     Entry("rbm-mnist", "Restricted Boltzmann machine", "RBM", "pages/rbm.py",
-          "Samples after 1,000 Gibbs sweeps from noise", "test_log_likelihood", _rbm_label),
+          "Samples after 1,000 Gibbs sweeps from noise",
+          "784 binary pixels and 500 binary features, trained with persistent contrastive divergence. "
+          "Its filters are pen strokes; alternating Gibbs sampling turns noise into digits.",
+          "test_log_likelihood", _rbm_label),
 ]
 GALLERY = [e for e in _ALL if e.checkpoint in bundled_names()]
 

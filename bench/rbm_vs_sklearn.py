@@ -5,7 +5,9 @@ units, batches of 100 taken in order, learning rate 0.05, no momentum and no wei
 50,000 binarized MNIST training images (`engine.data.mnist.binarized("train", seed=1)`), for
 - the engine (`engine/models/rbm.py`) with fp32 matmuls and with bf16 matmul operands (fp32 accumulation),
 - `sklearn.neural_network.BernoulliRBM` (the same algorithm) on float32 data, and on float64 data.
-All four run side by side in this one process: one warm-up each, then best (and median) of 3 epochs.
+All four run side by side in this one process: a short warm-up each (10 batches), then 3 rounds that
+time one full epoch of every case in turn (interleaved, so a busy machine slows all cases alike);
+the table gives the best and the median of the 3 epochs, and the ratios use the best.
 The target is the engine at least 2x faster than sklearn on float32 (ratio sklearn_f32 / engine >= 2).
 
 Threads: torch uses torch.get_num_threads() intra-op threads; sklearn/numpy use their BLAS threads as
@@ -16,6 +18,7 @@ Run from the repository root: `make bench`, or `PYTHONPATH=. .venv/bin/python be
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -51,10 +54,15 @@ def sklearn_epoch(x: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def measure(run, warmup) -> list[float]:
-    """One warm-up call, then REPEATS timed epochs."""
-    warmup()
-    return [run() for _ in range(REPEATS)]
+def measure(cases: dict) -> dict[str, list[float]]:
+    """Warm every case up, then REPEATS rounds of one timed epoch per case: name -> seconds per epoch."""
+    for _, warmup in cases.values():
+        warmup()
+    times = {name: [] for name in cases}
+    for _ in range(REPEATS):
+        for name, (run, _) in cases.items():
+            times[name].append(run())
+    return times
 
 
 def blas_threads() -> str:
@@ -77,12 +85,12 @@ def main() -> None:
     print(f"PCD-1, {N_HIDDEN} hidden, batch {BATCH}, lr {LR}, one epoch of {len(x):,} binarized MNIST images")
     print(f"torch {torch.__version__}: {torch.get_num_threads()} threads; "
           f"sklearn/numpy BLAS as set by the environment: {blas_threads()}")
-    best = {}
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (other work skews timings)")
+    times = measure(cases)
+    best = {name: min(t) for name, t in times.items()}
     print(f"\n{'':18}{'best s/epoch':>14}{'median':>10}")
-    for name, (run, warmup) in cases.items():
-        times = measure(run, warmup)
-        best[name] = min(times)
-        print(f"{name:18}{best[name]:14.2f}{statistics.median(times):10.2f}")
+    for name, t in times.items():
+        print(f"{name:18}{best[name]:14.2f}{statistics.median(t):10.2f}")
     print()
     for engine in ("engine bf16", "engine fp32"):
         ratio = best["sklearn float32"] / best[engine]

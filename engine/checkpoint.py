@@ -94,7 +94,7 @@ def load(directory: str | Path, *, device: torch.device | str = "cpu"):
         raise CheckpointError(str(e)) from e
     try:
         model = model_cls(config_from_dict(config_cls, values))
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RuntimeError) as e:  # RuntimeError: torch rejects e.g. a negative size
         raise CheckpointError(f"config.json in {directory} does not describe a valid {model_type}: {e}") from e
     weights = Path(directory) / WEIGHTS
     if not weights.is_file():

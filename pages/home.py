@@ -1,7 +1,7 @@
 """Home: the lecture's framing, the roadmap, and a gallery of samples from every bundled model."""
 import streamlit as st
 
-from app import plots, widgets
+from app import widgets
 from app.gallery import GALLERY, samples_png
 from app.resources import bundled_metrics
 
@@ -12,26 +12,31 @@ widgets.header(
     "model and shows what the lecture's slides show.",
 )
 
-steps = [("Data", "images, speech, text"), ("+ prior knowledge", "architecture, latent variables"),
-         ("Learning", "maximum likelihood, variational, adversarial"), ("p(x)", "a density we can sample"),
+steps = [("Data", "images, speech, text"), ("Prior knowledge", "architecture, latent variables"),
+         ("Learning", "likelihood, variational, adversarial"), ("p(x)", "a density we can sample"),
          ("Sampling", "new images, sounds, sentences")]
-for col, (title, text) in zip(st.columns(len(steps)), steps):
+for i, (col, (title, text)) in enumerate(zip(st.columns(len(steps)), steps)):
     with col.container(border=True, height="stretch"):
-        st.markdown(f"### {title}")
+        st.markdown(f"#### {'+ ' if i == 1 else '→ ' if i > 1 else ''}{title}")
         st.caption(text)
 
 st.header("Gallery")
 if not GALLERY:
     st.info("No bundled models are installed; train one with `make train-bundled`.")
-for col, entry in zip(st.columns(max(len(GALLERY), 2)), GALLERY):
-    with col.container(border=True):
-        st.subheader(entry.title)
+for entry in GALLERY:
+    with st.container(border=True):
+        left, right = st.columns([1, 1], vertical_alignment="center")
         image = samples_png(entry.checkpoint)
-        widgets.image(image, caption=entry.caption, width="stretch")
-        metrics = bundled_metrics(entry.checkpoint).get(entry.metric_key, {})
-        if metrics:
-            st.caption(entry.metric_label(metrics))
-        st.page_link(entry.page, label=f"Open the {entry.short} page", icon=":material/arrow_forward:")
+        with left:
+            widgets.image(image, caption=entry.caption, width="stretch")
+        with right:
+            st.subheader(entry.title)
+            st.markdown(entry.blurb)
+            metrics = bundled_metrics(entry.checkpoint).get(entry.metric_key, {})
+            if metrics:
+                st.caption(entry.metric_label(metrics))
+            st.page_link(entry.page, label=f"Open the {entry.short} page", icon=":material/arrow_forward:")
+            widgets.download_png(image, f"{entry.checkpoint}-samples.png", key=f"dl-{entry.checkpoint}")
 
 st.header("Roadmap")
 st.markdown(

@@ -22,6 +22,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One intra-op thread in the test process: the browser tests' server process needs the other core,
+    and oversubscribed OpenMP threads made small tensor ops up to 30x slower."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def clear_streamlit_caches():
     """st.cache_resource/cache_data are process-wide: start each AppTest from empty caches."""

@@ -203,6 +203,37 @@ def test_cd_momentum_and_weight_decay():
     assert vel[0].abs().max() > 1e-3
 
 
+def test_pcd_chain_continues_from_the_negative_sample():
+    """PCD keeps h ~ p(h | v_neg) as the fantasy state, and the next step's v_neg is drawn from it."""
+    model = tiny_rbm(12, 8, seed=30, dtype=torch.float32)
+    batch = random_binary(16, 12, 31, dtype=torch.float32)
+    cd = ContrastiveDivergence(model, lr=0.0, k=1, persistent=True, momentum=0.0, weight_decay=0.0)
+    cd.step(batch, generator=torch.Generator().manual_seed(8))
+    g = torch.Generator().manual_seed(8)  # the same draws by hand: h0 | data, v_neg | h0, chain | v_neg
+    with torch.no_grad():
+        h0 = (torch.rand(16, 8, generator=g) < model.p_h(batch)).float()
+        v_neg = (torch.rand(16, 12, generator=g) < model.p_v(h0)).float()
+        chain = (torch.rand(16, 8, generator=g) < model.p_h(v_neg)).float()
+    assert cd.chain_h.shape == (16, 8)
+    assert torch.equal(cd.chain_h, chain)
+
+
+def test_pcd_fantasy_chains_sample_the_model():
+    """With lr = 0 the persistent chains are plain Gibbs chains: their h matches the exact marginal p(h)."""
+    model = tiny_rbm(6, 4, seed=32, dtype=torch.float32)
+    cd = ContrastiveDivergence(model, lr=0.0, k=1, persistent=True, momentum=0.0, weight_decay=0.0)
+    data = random_binary(20000, 6, 33, dtype=torch.float32)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        cd.step(data, generator=g)
+    h = all_binary(4)
+    W, b, a = (p.detach().double() for p in (model.W, model.b, model.a))
+    exact = torch.softmax(h @ a + F.softplus(h @ W.t() + b).sum(-1), 0)  # p(h), v summed out: (16,)
+    codes = (cd.chain_h.long() << torch.arange(4)).sum(1)
+    empirical = torch.bincount(codes, minlength=16).double() / len(codes)
+    assert 0.5 * (empirical - exact).abs().sum().item() < 0.025  # sampling noise alone is about 0.01
+
+
 def test_bf16_matmul_step_stays_close_to_fp32():
     """Same seed, same start: the bf16-matmul step lands within a few percent of the fp32 step.
 

@@ -16,6 +16,7 @@ import importlib.util
 import io
 import os
 import pickle
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def arrays(source: str = "package") -> dict[str, np.ndarray]:
         try:
             with np.load(cached, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # empty, truncated, bad CRC
             cached.unlink(missing_ok=True)  # a broken cache is rebuilt below
     if source == "package":
         path = package_file()

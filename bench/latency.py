@@ -1,0 +1,89 @@
+"""Control-to-image latency on the RBM page, in the real browser.
+
+Starts `streamlit run` on a free loopback port, opens the RBM page's "A new image" view in headless
+Chromium, and 30 times moves the "Features shown" slider with the keyboard, timing from the key press
+to the moment the decomposition image in the page has a new source. Prints p50/p95 against the
+target (p95 within 250 ms; Streamlit's own round trip is about 200 ms).
+
+    .venv/bin/python bench/latency.py            (or: make bench)
+"""
+from __future__ import annotations
+
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHANGES, TARGET_MS = 30, 250
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int):
+    import subprocess
+    import urllib.request
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless",
+                             "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(180):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("streamlit did not start")
+
+
+def measure(url: str) -> list[float]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(f"{url}/rbm?view=features")
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=120_000)
+        slider = page.get_by_role("slider", name="Features shown")
+        slider.wait_for(timeout=60_000)
+        image = page.locator("[data-testid='stImage'] img").last
+        image.wait_for(timeout=60_000)
+        times = []
+        for i in range(CHANGES + 3):  # the first 3 warm up caches and the connection
+            before = image.get_attribute("src")
+            slider.focus()
+            start = time.perf_counter()
+            page.keyboard.press("ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft")
+            page.wait_for_function("([sel, old]) => { const im = document.querySelectorAll(sel); "
+                                   "return im.length && im[im.length - 1].src !== old; }",
+                                   arg=["[data-testid='stImage'] img", before], polling="raf", timeout=10_000)
+            if i >= 3:
+                times.append((time.perf_counter() - start) * 1000)
+            page.wait_for_timeout(150)
+        browser.close()
+    return times
+
+
+def main() -> None:
+    port = free_port()
+    proc = start_server(port)
+    try:
+        times = sorted(measure(f"http://127.0.0.1:{port}"))
+    finally:
+        proc.terminate()
+    p50 = statistics.median(times)
+    p95 = times[int(round(0.95 * (len(times) - 1)))]
+    print(f"RBM page, 'Features shown' slider -> new decomposition image, {len(times)} changes")
+    print(f"  p50 {p50:6.0f} ms   p95 {p95:6.0f} ms   min {times[0]:.0f}   max {times[-1]:.0f}")
+    print(f"  target p95 <= {TARGET_MS} ms: {'met' if p95 <= TARGET_MS else 'NOT met'} "
+          f"(ratio p95/target = {p95 / TARGET_MS:.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,7 @@
-"""DGM Explorer entrypoint: page config and navigation in the lecture's order (only pages that work)."""
+"""DGM Explorer entrypoint: page config and navigation in the lecture's order (only pages that work).
+
+Pages live in app_pages/, not pages/: with a pages/ folder beside the entrypoint, Streamlit 1.67 runs
+a page file directly (skipping this script) when a server's first visitor opens a link like /rbm."""
 import streamlit as st
 
 from app import theme
@@ -9,8 +12,8 @@ configure_torch()
 theme.apply()
 
 pages = {
-    "": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
-    "Undirected models": [st.Page("pages/rbm.py", title="Restricted Boltzmann machines", icon=":material/grid_on:",
+    "": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Undirected models": [st.Page("app_pages/rbm.py", title="Restricted Boltzmann machines", icon=":material/grid_on:",
                                   url_path="rbm")],
 }
 st.navigation(pages).run()

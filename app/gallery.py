@@ -29,7 +29,7 @@ def _rbm_label(m: dict) -> str:
 
 
 _ALL = [
-    Entry("rbm-mnist", "Restricted Boltzmann machine", "RBM", "pages/rbm.py",
+    Entry("rbm-mnist", "Restricted Boltzmann machine", "RBM", "app_pages/rbm.py",
           "Samples after 1,000 Gibbs sweeps from noise",
           "784 binary pixels and 500 binary features, trained with persistent contrastive divergence. "
           "Its filters are pen strokes; alternating Gibbs sampling turns noise into digits.",

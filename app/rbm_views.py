@@ -76,7 +76,9 @@ def filters(source: Source) -> None:
     sizes = [s for s in (25, 49, 100, 144, 225, 400) if s <= n_hidden] or [n_hidden]
     c1, c2 = st.columns([2, 1])
     count = c1.select_slider("Number of filters", sizes, value=sizes[min(2, len(sizes) - 1)], key="rbm_nfilters")
-    order = c2.radio("Order", ["most active on test digits", "unit index"], key="rbm_forder", horizontal=False)
+    order = c2.radio("Order", ["most selective first", "unit index"], key="rbm_forder", horizontal=False,
+                     help="Selective units switch on for some digits and off for others (largest spread of "
+                          "p(h=1|v) over test digits); units that are on for every digit come last.")
     png = _filters_png(source.key, model, count, order)
     widgets.image(png, width="content")
     widgets.download_png(png, f"rbm-filters-{count}.png", key="dl_filters")
@@ -85,9 +87,9 @@ def filters(source: Source) -> None:
 @st.cache_data(max_entries=32, show_spinner=False)
 def _filters_png(key: str, _model, count: int, order: str) -> bytes:
     W = _model.W.detach()
-    if order.startswith("most active"):
-        activity = _model.p_h(mnist_test()[2][:2000]).mean(0)
-        units = activity.argsort(descending=True)[:count]
+    if order.startswith("most selective"):
+        _, spread = _model.selectivity(mnist_test()[2][:2000])
+        units = spread.argsort(descending=True)[:count]
     else:
         units = torch.arange(count)
     images = filters_as_images(W[:, units].t(), SHAPE)
@@ -118,7 +120,7 @@ def features(source: Source) -> None:
         widgets.image(plots.grid_png(np.stack([image, v.reshape(SHAPE).numpy()]), cols=2, scale=4))
     else:
         index = c2.number_input("Test digit (0 to 9,999)", 0, len(binary) - 1,
-                                widgets.url_int("digit", 0, len(binary) - 1, 7), key="rbm_digit")
+                                widgets.url_int("digit", 0, len(binary) - 1, 0), key="rbm_digit")
         widgets.share(digit=index)
         v = binary[index]
     _decomposition(source, v)
@@ -127,16 +129,22 @@ def features(source: Source) -> None:
 @st.fragment
 def _decomposition(source: Source, v: torch.Tensor) -> None:
     k = st.slider("Features shown", 3, 12, 6, key="rbm_topk")
-    parts = source.model.decompose(v, k)
+    parts = source.model.decompose(v, k, baseline=_mean_activity(source.key, source.model))
     terms = " + ".join(f"{p:.2f}\\times f_{{{u}}}" for p, u in zip(parts["p"].tolist(), parts["units"].tolist()))
     st.latex(rf"p(\mathbf v\mid\mathbf h)=\sigma\big({terms}+\dots\big)")
     tiles = np.concatenate([v.reshape(1, *SHAPE).numpy(), filters_as_images(parts["features"], SHAPE).numpy(),
                             parts["reconstruction"].reshape(1, *SHAPE).numpy()])
     png = plots.grid_png(tiles, cols=len(tiles), scale=4)
     widgets.image(png, width="stretch")
-    st.caption("Left: the binary input. Middle: the filters of the most active hidden units, "
-               f"units {', '.join(map(str, parts['units'].tolist()))}. Right: the reconstruction σ(W p(h|v) + b).")
+    st.caption(f"Left: the binary input. Middle: units {', '.join(map(str, parts['units'].tolist()))}, the hidden "
+               "units most active for this image beyond their average over all digits; their weights in the sum "
+               "are p(h_j = 1 | v). Right: the reconstruction σ(W p(h|v) + b), using all units.")
     widgets.download_png(png, "rbm-decomposition.png", key="dl_decomp")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _mean_activity(key: str, _model) -> torch.Tensor:
+    return _model.selectivity(mnist_test()[2][:2000])[0]
 
 
 # --- Gibbs sampling --------------------------------------------------------------------------
@@ -174,7 +182,7 @@ def gradient(source: Source) -> None:
     st.subheader("Maximum likelihood: data term minus model term")
     st.latex(r"\frac{\partial L}{\partial W_{ij}}=\mathbf E_{P_{data}}[v_ih_j]-\mathbf E_{P_\theta}[v_ih_j]")
     st.markdown("The data term is an average over training images with h ~ p(h|v); the model term averages over "
-                "the model's own samples (here: 500 persistent Gibbs chains after 1,000 sweeps). Learning raises "
+                "the model's own samples (here: 500 Gibbs chains run for 1,000 sweeps from noise). Learning raises "
                 "co-activations the data shows and lowers those the model dreams up. Shown for one hidden unit j: "
                 "the maps over the 784 pixels i.")
     model = source.model

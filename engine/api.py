@@ -1,4 +1,4 @@
-"""The one import surface for app/ and pages/: list, build, load, save, train, sample, evaluate."""
+"""The one import surface for app/ and app_pages/: list, build, load, save, train, sample, evaluate."""
 from __future__ import annotations
 
 import json

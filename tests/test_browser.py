@@ -10,6 +10,14 @@ from tests.conftest import ARTIFACTS
 RBM_VIEWS = ["filters", "features", "gibbs", "gradient", "train", "likelihood"]
 
 
+def test_shared_link_on_a_fresh_server_goes_through_the_entrypoint(page: Page, app_url: str):
+    """First visit of the server is a deep link: it must get our navigation, not Streamlit's legacy pages/ one."""
+    open_page(page, f"{app_url}/rbm?view=gibbs")
+    nav = page.locator("[data-testid='stSidebarNav']")
+    expect(nav).to_contain_text("Restricted Boltzmann machines")
+    expect(nav).to_contain_text("Undirected models")
+
+
 def test_home(page: Page, app_url: str):
     open_page(page, app_url)
     assert_no_exception(page)

@@ -21,7 +21,7 @@ def app(clear_streamlit_caches) -> AppTest:
 
 
 def rbm(app: AppTest, view: str) -> AppTest:
-    app.switch_page("pages/rbm.py").run()
+    app.switch_page("app_pages/rbm.py").run()
     app.segmented_control(key="rbm_view").set_value(view).run()
     assert not app.exception, app.exception
     return app
@@ -98,7 +98,7 @@ def test_good_upload_is_decomposed(app):
 
 def test_out_of_range_url_parameter_warns(clear_streamlit_caches):
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.switch_page("pages/rbm.py")
+    at.switch_page("app_pages/rbm.py")
     at.query_params["view"] = "nonsense"
     at.run()
     assert not at.exception

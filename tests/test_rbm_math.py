@@ -287,6 +287,26 @@ def test_decompose_reconstructs_from_top_units():
     assert torch.allclose(parts["reconstruction"], expected, atol=1e-12)
 
 
+def test_decompose_with_baseline_ranks_by_activity_beyond_the_baseline():
+    model = tiny_rbm(10, 8, seed=24)
+    v = random_binary(1, 10, 25)[0]
+    with torch.no_grad():
+        p_h = model.p_h(v[None])[0]
+    baseline = torch.linspace(0, 1, 8, dtype=p_h.dtype)
+    parts = model.decompose(v, 3, baseline=baseline)
+    assert torch.equal(parts["units"], torch.argsort(p_h - baseline, descending=True)[:3])
+    assert torch.allclose(parts["p"], p_h[parts["units"]])  # weights stay p(h_j=1|v), not the score
+
+
+def test_selectivity_is_mean_and_std_of_hidden_probabilities():
+    model = tiny_rbm(10, 8, seed=26)
+    data = random_binary(30, 10, 27)
+    mean, std = model.selectivity(data)
+    with torch.no_grad():
+        p = torch.sigmoid(data @ model.W + model.a)
+    assert torch.allclose(mean, p.mean(0)) and torch.allclose(std, p.std(0))
+
+
 def test_pseudo_log_likelihood_is_d_times_log_conditional_of_flipped_bit():
     """PL = D * log p(v_i | v_-i) for the flipped bit i, with the conditional from exact log p."""
     D = 10

@@ -132,14 +132,24 @@ class RBM(Model):
         return torch.stack(frames)
 
     @torch.no_grad()
-    def decompose(self, v: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    def decompose(self, v: torch.Tensor, k: int, *, baseline: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The slide's p(v|h) = sigma(sum_j p(h_j=1|v) feature_j + b) for one image v (D,).
 
-        Returns the k most active hidden units `units` (k,), their probabilities `p` (k,), their
-        filters `features` (k, D), and the mean-field reconstruction `reconstruction` (D,)."""
+        Picks the k hidden units most active for v, or, given `baseline` (F,) = their mean activity over
+        data, the k most active *beyond* that baseline: the features specific to this image rather than
+        units that are on for every digit. Returns `units` (k,), `p` = p(h_j=1|v) (k,), their filters
+        `features` (k, D), and the mean-field reconstruction sigma(W p(h|v) + b) `reconstruction` (D,)."""
         p_h = self.p_h(v[None])[0]
-        p, units = p_h.topk(k)
-        return {"units": units, "p": p, "features": self.W[:, units].t(), "reconstruction": self.p_v(p_h[None])[0]}
+        score = p_h if baseline is None else p_h - baseline
+        units = score.topk(k).indices
+        return {"units": units, "p": p_h[units], "features": self.W[:, units].t(),
+                "reconstruction": self.p_v(p_h[None])[0]}
+
+    @torch.no_grad()
+    def selectivity(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean (F,) and standard deviation (F,) of p(h_j=1|v) over a batch of data (B, D)."""
+        p = self.p_h(data)
+        return p.mean(0), p.std(0)
 
     @torch.no_grad()
     def gradient_terms(self, v_data: torch.Tensor, v_model: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -76,14 +76,16 @@ def animation(frames, *, labels: list[str] | None = None, height: int = 520, col
     return _layout(fig, height)
 
 
-def curves(history: list[dict], keys: list[str], *, x: str = "step", height: int = 260) -> go.Figure:
+def curves(history: list[dict], keys: list[str], *, x: str = "step", height: int = 260,
+           y_title: str = "") -> go.Figure:
     """Line chart of selected metrics over training: one small panel per key."""
     fig = go.Figure()
     rows = [h for h in history if all(k in h for k in (x, *keys))]
     for key in keys:
         fig.add_trace(go.Scatter(x=[r[x] for r in rows], y=[r[key] for r in rows], mode="lines+markers",
                                  name=key.replace("_", " ")))
-    fig.update_layout(xaxis_title=x, legend=dict(orientation="h", y=1.15))
+    fig.update_layout(xaxis_title=x, yaxis_title=y_title, showlegend=len(keys) > 1,
+                      legend=dict(orientation="h", y=1.15))
     return _layout(fig, height)
 
 

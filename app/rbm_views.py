@@ -19,6 +19,7 @@ from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, 
                            mnist_train_sample)
 from app.uploads import BadUpload, to_mnist
 from engine import api, cards
+from engine.device import pick
 from engine.models.rbm import filters_as_images
 
 SHAPE = (28, 28)
@@ -238,12 +239,11 @@ def train(source: Source) -> None:
 
 def _training_work(n_hidden: int, settings: dict, seed: int):
     def work(job: jobs.Job):
-        model = api.new_model_for_training("rbm", {"n_hidden": n_hidden})
+        model = api.new_model_for_training("rbm", {"n_hidden": n_hidden}).to(pick())  # a GPU when present
         trainer = api.make_trainer(model, settings, seed=seed, cancel=job.cancel, log_every=50)
         for update in trainer.run():
             yield update
-            job.result = model  # every yielded state is a complete, usable model
-        job.result = model.eval().requires_grad_(False)
+        job.result = model.cpu().eval().requires_grad_(False)  # the views run on the CPU
         job.meta = {"config": {"n_hidden": n_hidden}, "train": settings, "steps": trainer.step,
                         "epochs": trainer.epoch, "seed": seed}
     return work
@@ -253,8 +253,10 @@ def _draw_training(job: jobs.Job) -> None:
     history, preview, _, _ = job.snapshot()
     c1, c2 = st.columns([3, 2])
     with c1:
-        st.plotly_chart(plots.curves(history, ["reconstruction_error"], height=230), key=f"c1-{len(history)}")
-        st.plotly_chart(plots.curves(history, ["pseudo_log_likelihood"], height=230), key=f"c2-{len(history)}")
+        st.plotly_chart(plots.curves(history, ["reconstruction_error"], height=230,
+                                     y_title="reconstruction error (MSE per pixel)"), key=f"c1-{len(history)}")
+        st.plotly_chart(plots.curves(history, ["pseudo_log_likelihood"], height=230,
+                                     y_title="pseudo-log-likelihood (nats)"), key=f"c2-{len(history)}")
     with c2:
         if preview is not None:
             widgets.image(plots.grid_png(preview, cols=8, scale=2), caption="The first 64 filters, evolving")
@@ -336,8 +338,8 @@ def _draw_ais(job: jobs.Job) -> None:
     r = job.result
     c1, c2, c3 = st.columns(3)
     c1.metric("Test log-likelihood (AIS estimate)", f"{r['test_log_likelihood']:.2f} nats",
-              f"± {r['test_log_likelihood_stderr']:.2f} (1 s.e.)", delta_color="off")
-    c2.metric("log Z", f"{r['log_z']:.2f}", f"± {r['log_z_std']:.3f}", delta_color="off")
+              f"± {r['test_log_likelihood_stderr']:.2f} (1 s.e.)", delta_color="off", delta_arrow="off")
+    c2.metric("log Z", f"{r['log_z']:.2f}", f"± {r['log_z_std']:.3f}", delta_color="off", delta_arrow="off")
     c3.metric("Per pixel", f"{-r['test_log_likelihood'] / 784 / np.log(2):.3f} bits/dim", delta_color="off")
     st.caption(f"Model: {r['model']}. {r['n_runs']} AIS runs, {r['n_betas']} temperatures, on the {r['split']}. "
                "AIS tends to underestimate log Z, so the log-likelihood estimate can be optimistic.")

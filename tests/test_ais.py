@@ -10,15 +10,6 @@ import torch.nn.functional as F
 from engine.metrics import AISResult, ais, ais_betas, base_rate_bias, exact_log_z_rbm, iter_ais
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_rbm(seed: int, *, n_visible: int = 20, n_hidden: int = 10, scale: float = 1.0):
     g = torch.Generator().manual_seed(seed)
     W = torch.randn(n_visible, n_hidden, generator=g, dtype=torch.float64) * scale

@@ -59,3 +59,38 @@ def test_slider_reruns_only_its_figure(page: Page, app_url: str):
     expect(image).not_to_have_attribute("src", before, timeout=10_000)
     wait_idle(page)
     assert_no_exception(page)
+
+
+def test_train_in_the_background_then_use_the_model(page: Page, app_url: str):
+    """Start a small training job, watch it finish, use the model on the filters view, then estimate its AIS."""
+    open_page(page, f"{app_url}/rbm?view=train")
+    form = page.locator("[data-testid='stForm']")
+    hidden = form.get_by_role("slider", name="Hidden units")
+    hidden.focus()
+    page.keyboard.press("Home")  # 16 hidden units
+    epochs = form.get_by_role("slider", name="Epochs (50,000 images each)")
+    epochs.focus()
+    page.keyboard.press("Home")  # 1 epoch
+    form.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Training a 784-16 RBM")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("finished in")).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    screenshot(page, ARTIFACTS / "rbm-train-done.png")
+    page.get_by_role("button", name="Show this model on every view").click()
+    wait_idle(page)
+    expect(page.get_by_text("784 visible × 16 hidden units")).to_be_visible()
+
+    page.get_by_role("radio", name="Likelihood (AIS)").click() if page.get_by_role("radio", name="Likelihood (AIS)").count() \
+        else page.get_by_text("Likelihood (AIS)").click()
+    wait_idle(page)
+    page.get_by_role("slider", name="AIS runs").focus()
+    page.keyboard.press("Home")  # 10 runs
+    page.get_by_role("slider", name="Temperatures").focus()
+    page.keyboard.press("Home")  # 1,000 temperatures
+    wait_idle(page)
+    page.get_by_role("button", name="Estimate").click()
+    expect(page.get_by_text("Test log-likelihood (AIS estimate)")).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    screenshot(page, ARTIFACTS / "rbm-likelihood-done.png")

@@ -20,15 +20,6 @@ from engine.train import Trainer
 NAMES = registry.names()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models: one intra-op thread is faster, and far faster when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def build_tiny(name: str, seed: int = 0):
     """A small instance of a registered family: its "tiny" preset config, else the defaults."""
     model_cls, config_cls = registry.lookup(name)
@@ -261,7 +252,7 @@ def test_resume_state_roundtrip(name, tmp_path):
 
 
 class NotATensor:
-    pass
+    """Any plain Python object: weights_only loading must refuse to build it."""
 
 
 def test_resume_state_never_unpickles_code(tmp_path):

@@ -15,15 +15,6 @@ from engine.metrics import exact_log_z_rbm
 from engine.models.rbm import RBM, ContrastiveDivergence, RBMConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def all_binary(n: int, dtype=torch.float64) -> torch.Tensor:
     """Every binary vector of length n: (2^n, n)."""
     codes = torch.arange(2 ** n)

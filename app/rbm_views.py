@@ -42,27 +42,40 @@ def user_model():
     return st.session_state.get("rbm_user_model")
 
 
-def model_picker() -> Source:
-    """Sidebar choice between the bundled RBM(s) and the model trained on this page."""
-    options = [Source(name, bundled_fingerprint(name)) for name in bundled_names("rbm")]
-    if user_model() is not None:
-        options.append(Source("your trained model", st.session_state["rbm_user_key"]))
-    if not options:
-        return Source("none", "none")
-    with st.sidebar:
-        choice = st.radio("RBM shown", range(len(options)), format_func=lambda i: options[i].label,
-                          index=len(options) - 1, key="rbm_source")
-        model = options[choice].model
-        st.caption(f"{model.config.n_visible} visible × {model.config.n_hidden} hidden units")
-    return options[choice]
-
-
-def _data():
+def require_mnist() -> None:
+    """Every view needs MNIST: say clearly when it is missing and stop the page there."""
     try:
-        return mnist_test()
+        mnist_test()
     except api.DatasetUnavailable as e:
-        st.error(f"MNIST is not available: {e}")
+        st.error(f"MNIST is not available, so this page cannot run. {e}")
         st.stop()
+
+
+def _loadable(name: str) -> bool:
+    try:
+        bundled_model(name)
+        return True
+    except api.CheckpointError as e:
+        st.error(f"The bundled checkpoint {name!r} cannot be loaded and is left out: {e}")
+        return False
+
+
+USER_LABEL = "your trained model"
+
+
+def model_picker() -> Source | None:
+    """Sidebar choice between the bundled RBM(s) that load and the model trained on this page (None: no model)."""
+    options = [Source(name, bundled_fingerprint(name)) for name in bundled_names("rbm") if _loadable(name)]
+    if user_model() is not None:
+        options.append(Source(USER_LABEL, st.session_state["rbm_user_key"]))
+    if not options:
+        return None
+    by_label = {o.label: o for o in options}
+    with st.sidebar:
+        label = st.radio("RBM shown", list(by_label), index=len(options) - 1, key="rbm_source")
+        model = by_label[label].model
+        st.caption(f"{model.config.n_visible} visible × {model.config.n_hidden} hidden units")
+    return by_label[label]
 
 
 # --- learned filters -------------------------------------------------------------------------
@@ -102,7 +115,7 @@ def features(source: Source) -> None:
     st.subheader("A new image as a sum of features")
     st.markdown("The hidden units that switch on for an image explain it: the reconstruction is the logistic "
                 "function of a weighted sum of their filters, weighted by p(h_j = 1 | v).")
-    grey, labels, binary = _data()
+    grey, labels, binary = mnist_test()
     c1, c2 = st.columns([1, 1])
     where = c1.radio("Image", ["test digit", "upload"], horizontal=True, key="rbm_img_src")
     if where == "upload":
@@ -208,7 +221,7 @@ def _gradient_terms(key: str, _model):
 
 
 # --- training on the page --------------------------------------------------------------------
-def train(source: Source) -> None:
+def train(source: Source | None) -> None:
     st.subheader("Train your own RBM")
     st.markdown("Contrastive divergence (CD-k) starts the model's chains at the data; persistent CD (PCD) keeps "
                 "them running between updates, which follows the model term more faithfully. Training runs in "
@@ -281,7 +294,7 @@ def _use_model(model) -> None:
     """Button callback (runs before the page, so it may set the sidebar radio's state)."""
     st.session_state["rbm_user_model"] = model
     st.session_state["rbm_user_key"] = f"user-{time.time_ns()}"
-    st.session_state["rbm_source"] = len(bundled_names("rbm"))
+    st.session_state["rbm_source"] = USER_LABEL
 
 
 def _checkpoint_zip(model, settings: dict) -> bytes:

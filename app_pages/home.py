@@ -4,6 +4,7 @@ import streamlit as st
 from app import widgets
 from app.gallery import GALLERY, samples_png
 from app.resources import bundled_metrics
+from engine.api import CheckpointError
 
 widgets.header(
     "Deep generative models, live",
@@ -26,7 +27,11 @@ if not GALLERY:
 for entry in GALLERY:
     with st.container(border=True):
         left, right = st.columns([1, 1], vertical_alignment="center")
-        image = samples_png(entry.checkpoint)
+        try:
+            image = samples_png(entry.checkpoint)
+        except CheckpointError as e:
+            st.error(f"The bundled checkpoint {entry.checkpoint!r} cannot be loaded: {e}")
+            continue
         with left:
             widgets.image(image, caption=entry.caption, width="stretch")
         with right:

@@ -4,7 +4,6 @@ import streamlit as st
 
 from app import rbm_views as views
 from app import widgets
-from app.resources import bundled_names
 
 widgets.header(
     "Restricted Boltzmann machines",
@@ -26,11 +25,12 @@ VIEWS = {
     "likelihood": ("Likelihood (AIS)", views.likelihood),
 }
 
-if not bundled_names("rbm") and views.user_model() is None:
-    st.info("No RBM is bundled with this installation. Train one below, or run `make train-bundled`.")
-    VIEWS = {"train": VIEWS["train"]}
-
+views.require_mnist()
 source = views.model_picker()
+if source is None:
+    st.info("No RBM is available: none is bundled with this installation. Train one below, "
+            "or run `make train-bundled`.")
+    VIEWS = {"train": VIEWS["train"]}
 default = next(iter(VIEWS))
 view = st.segmented_control("View", list(VIEWS), format_func=lambda k: VIEWS[k][0], key="rbm_view",
                             default=widgets.url_choice("view", list(VIEWS), default), required=True,

@@ -182,3 +182,39 @@ def test_cache_is_used_without_the_package(fresh_cache, monkeypatch, tmp_path):
     monkeypatch.setattr(mnist, "package_file", lambda: None)
     mnist.arrays.cache_clear()
     assert torch.equal(mnist.images("valid"), first)  # served from mnist-package.npz
+
+
+def test_hub_source_reads_the_parquet_layout(monkeypatch, tmp_path):
+    """The online path, fed a small local parquet file in ylecun/mnist's layout (no network here)."""
+    import huggingface_hub
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    def png(value: int) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(np.full((28, 28), value, dtype=np.uint8)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    path = tmp_path / "mnist.parquet"
+    table = pa.table({"image": [{"bytes": png(v), "path": None} for v in (0, 128, 255)], "label": [3, 1, 4]})
+    pq.write_table(table, path)
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo, filename, repo_type: asked.append((repo, filename, repo_type)) or str(path))
+    data = mnist.read_hub()
+    assert ("ylecun/mnist", "mnist/train-00000-of-00001.parquet", "dataset") in asked
+    assert data["x_train"].shape == (3, 784) and data["x_train"].dtype == np.float32
+    assert np.allclose(data["x_test"][:, 0], [0, 128 / 256, 255 / 256])
+    assert data["y_test"].tolist() == [3, 1, 4]
+
+
+def test_hub_failure_is_a_clear_dataset_error(monkeypatch):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(DatasetUnavailable, match="Hugging Face Hub"):
+        mnist.read_hub()

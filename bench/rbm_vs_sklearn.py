@@ -5,10 +5,12 @@ units, batches of 100 taken in order, learning rate 0.05, no momentum and no wei
 50,000 binarized MNIST training images (`engine.data.mnist.binarized("train", seed=1)`), for
 - the engine (`engine/models/rbm.py`) with fp32 matmuls and with bf16 matmul operands (fp32 accumulation),
 - `sklearn.neural_network.BernoulliRBM` (the same algorithm) on float32 data, and on float64 data.
-All four run side by side in this one process: a short warm-up each (10 batches), then 3 rounds that
-time one full epoch of every case in turn (interleaved, so a busy machine slows all cases alike);
-the table gives the best and the median of the 3 epochs, and the ratios use the best. The secondary
-sklearn float64 line is timed in the first round only, to keep the whole run under about a minute.
+All four run side by side in this one process, one case after the other: a short warm-up (10 batches),
+then 3 timed epochs, then a one-second pause. Cases are not interleaved batch by batch or epoch by
+epoch: torch's OpenMP threads and OpenBLAS's threads each keep spinning for a while after their last
+call, and interleaving made every case 30-60% slower, each library stealing cores from the other.
+The table gives the best and the median of the 3 epochs, and the ratios use the best. The secondary
+sklearn float64 line is timed once, to keep the whole run under about a minute.
 The target is the engine at least 2x faster than sklearn on float32 (ratio sklearn_f32 / engine >= 2).
 
 Threads: torch uses torch.get_num_threads() intra-op threads; sklearn/numpy use their BLAS threads as
@@ -31,7 +33,7 @@ from engine.data import mnist
 
 N_HIDDEN, BATCH, LR, REPEATS = 500, 100, 0.05, 3
 TARGET = 2.0
-FIRST_ROUND_ONLY = {"sklearn float64"}
+FIRST_ROUND_ONLY = {"sklearn float64"}  # timed once
 
 
 def engine_epoch(x: torch.Tensor, matmul_dtype: torch.dtype, n_rows: int | None = None) -> float:
@@ -57,14 +59,12 @@ def sklearn_epoch(x: np.ndarray) -> float:
 
 
 def measure(cases: dict) -> dict[str, list[float]]:
-    """Warm every case up, then REPEATS rounds of one timed epoch per case: name -> seconds per epoch."""
-    for _, warmup in cases.values():
+    """Each case in turn: warm up, REPEATS timed epochs (1 for FIRST_ROUND_ONLY), pause. name -> seconds."""
+    times = {}
+    for name, (run, warmup) in cases.items():
         warmup()
-    times = {name: [] for name in cases}
-    for round_ in range(REPEATS):
-        for name, (run, _) in cases.items():
-            if round_ == 0 or name not in FIRST_ROUND_ONLY:
-                times[name].append(run())
+        times[name] = [run() for _ in range(1 if name in FIRST_ROUND_ONLY else REPEATS)]
+        time.sleep(1.0)  # let this library's spinning worker threads go idle before the next case
     return times
 
 

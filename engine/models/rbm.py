@@ -205,29 +205,28 @@ class ContrastiveDivergence:
         Momentum stays fixed: raising it to 0.9 mid-training made PCD diverge on MNIST (tried, 2026-11)."""
         self.lr = self.base_lr * (1 - fraction) if self.lr_decay else self.base_lr
 
-    def _mm(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """x @ y in the step's matmul dtype, returned as fp32."""
-        dt = self.matmul_dtype
-        return x @ y if dt == torch.float32 else (x.to(dt) @ y.to(dt)).float()
+    def _low(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the step's matmul dtype (no copy when that is fp32)."""
+        return x.to(self.matmul_dtype)
 
     @torch.no_grad()
     def step(self, v_pos: torch.Tensor, *, generator=None) -> dict[str, float]:
         """One update from a binary batch (B, D); returns the free-energy gap F(data) - F(model) in nats."""
         rbm, B = self.rbm, v_pos.shape[0]
-        W = rbm.W.to(self.matmul_dtype)  # (D, F); a view when fp32
+        W = self._low(rbm.W)  # (D, F)
         h_state = self.chain_h
         if h_state is None or not self.persistent or h_state.shape[0] != B:
-            h_state = bernoulli(torch.sigmoid(self._mm(v_pos, W) + rbm.a), generator)
+            h_state = bernoulli(torch.sigmoid(rbm.a + self._low(v_pos) @ W), generator)
         for i in range(self.k):
-            v_neg = bernoulli(torch.sigmoid(self._mm(h_state, W.t()) + rbm.b), generator)  # (B, D)
+            v_neg = bernoulli(torch.sigmoid(rbm.b + self._low(h_state) @ W.t()), generator)  # (B, D)
             if i < self.k - 1:
-                h_state = bernoulli(torch.sigmoid(self._mm(v_neg, W) + rbm.a), generator)
-        both = torch.cat([v_pos, v_neg])  # (2B, D)
-        pre = self._mm(both, W).add_(rbm.a)  # (2B, F) hidden pre-activations
+                h_state = bernoulli(torch.sigmoid(rbm.a + self._low(v_neg) @ W), generator)
+        both = self._low(torch.cat([v_pos, v_neg]))  # (2B, D), binary: exact in bf16
+        pre = rbm.a + both @ W  # (2B, F) hidden pre-activations, fp32
         p_both = torch.sigmoid(pre)
         if self.persistent:
             self.chain_h = bernoulli(p_both[B:], generator)
-        free = -(both @ rbm.b) - F.softplus(pre).sum(-1)  # (2B,) free energies before the update
+        free = -(both.float() @ rbm.b) - F.softplus(pre).sum(-1)  # (2B,) free energies before the update
         p_both[B:].neg_()  # rows: +p(h|v_data), -p(h|v_model)
         self._update(both, p_both, v_pos.sum(0) - v_neg.sum(0), p_both.sum(0), B)
         return {"free_energy_gap": float(free[:B].mean() - free[B:].mean())}
@@ -235,13 +234,14 @@ class ContrastiveDivergence:
     def _update(self, both, signed_h, grad_b_sum, grad_a_sum, B: int) -> None:
         """Momentum SGD ascent on E_data[v h^T] - E_model[v h^T] - weight_decay * W, in place.
 
-        grad_W = both^T @ signed_h / B, (D, F); in fp32 it goes straight into the velocity."""
+        grad_W = both^T @ signed_h / B, (D, F), is accumulated into the velocity without fp32 temporaries."""
         rbm, (vel_W, vel_b, vel_a), rate = self.rbm, self.velocity, self.lr / B
         if self.matmul_dtype == torch.float32:
             vel_W.addmm_(both.t(), signed_h, beta=self.momentum, alpha=rate)
         else:
-            vel_W.mul_(self.momentum).add_(self._mm(both.t(), signed_h), alpha=rate)
-        vel_W.add_(rbm.W, alpha=-self.lr * self.weight_decay)
+            vel_W.mul_(self.momentum).add_(both.t() @ self._low(signed_h), alpha=rate)
+        if self.weight_decay:
+            vel_W.add_(rbm.W, alpha=-self.lr * self.weight_decay)
         vel_b.mul_(self.momentum).add_(grad_b_sum, alpha=rate)
         vel_a.mul_(self.momentum).add_(grad_a_sum, alpha=rate)
         for p, vel in zip((rbm.W, rbm.b, rbm.a), self.velocity):

@@ -209,6 +209,9 @@ def gradient(source: Source) -> None:
                                    height=380), key="grad_maps")
     gap = np.abs(data - dream).mean()
     st.caption(f"Unit {j}. Mean |gradient| over all weights: {gap:.4f}; a well-trained model keeps it small.")
+    rows = [{"pixel": i, "data_term": float(data[i, j]), "model_term": float(dream[i, j]),
+             "gradient": float(data[i, j] - dream[i, j])} for i in range(len(data))]
+    widgets.download_csv(rows, f"rbm-gradient-unit-{j}.csv", key="dl_grad")
 
 
 @st.cache_data(max_entries=8, show_spinner="Sampling the model term…")
@@ -273,6 +276,8 @@ def _draw_training(job: jobs.Job) -> None:
     with c2:
         if preview is not None:
             widgets.image(plots.grid_png(preview, cols=8, scale=2), caption="The first 64 filters, evolving")
+    if history and not job.running:
+        widgets.download_csv(history, "rbm-training.csv", key="dl_train")
     if history:
         last = history[-1]
         st.caption(f"Step {last.get('step', 0)}, epoch {last.get('epoch', 0)}, "
@@ -320,8 +325,10 @@ def likelihood(source: Source) -> None:
                 "tighter estimate.")
     stored = bundled_metrics(source.label).get("test_log_likelihood") if not source.key.startswith("user-") else None
     if stored:
-        st.metric("Stored with the bundled model (AIS estimate)", f"{stored['test_log_likelihood']:.2f} nats",
-                  help=f"{stored['n_runs']} runs, {stored['n_betas']} temperatures; {stored['split']}")
+        st.metric("Measured when the bundled model was made (AIS estimate of the test log-likelihood)",
+                  f"{stored['test_log_likelihood']:.2f} nats", f"± {stored['test_log_likelihood_stderr']:.2f} (1 s.e.)",
+                  delta_color="off", delta_arrow="off",
+                  help=f"{stored['n_runs']} AIS runs, {stored['n_betas']} temperatures, on the {stored['split']}.")
     c1, c2, c3 = st.columns([2, 2, 1])
     runs = c1.select_slider("AIS runs", [10, 25, 50, 100, 200, 500], 100, key="rbm_ais_runs")
     betas = c2.select_slider("Temperatures", [1000, 3000, 5000, 10000, 14500, 30000], 3000, key="rbm_ais_betas")

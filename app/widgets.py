@@ -60,5 +60,13 @@ def download_json(data: dict, file_name: str, *, key: str, label: str = "Downloa
                        key=key, on_click="ignore", icon=":material/download:")
 
 
+def download_csv(rows: list[dict], file_name: str, *, key: str, label: str = "Download CSV") -> None:
+    """Rows of numbers (one dict per row, same keys) as a CSV file."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = [",".join(keys)] + [",".join(str(row.get(k, "")) for k in keys) for row in rows]
+    st.download_button(label, "\n".join(lines) + "\n", file_name=file_name, mime="text/csv", key=key,
+                       on_click="ignore", icon=":material/download:")
+
+
 def image(data: bytes, *, caption: str | None = None, width: int | str = "content") -> None:
     st.image(data, caption=caption, width=width, output_format="PNG")

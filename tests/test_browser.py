@@ -94,3 +94,16 @@ def test_train_in_the_background_then_use_the_model(page: Page, app_url: str):
     wait_idle(page)
     assert_no_exception(page)
     screenshot(page, ARTIFACTS / "rbm-likelihood-done.png")
+
+
+def test_cancel_keeps_a_usable_model(page: Page, app_url: str):
+    open_page(page, f"{app_url}/rbm?view=train")
+    form = page.locator("[data-testid='stForm']")
+    form.get_by_role("slider", name="Epochs (50,000 images each)").focus()
+    page.keyboard.press("End")  # 30 epochs: far longer than the test waits
+    form.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("step", exact=False).first).to_be_visible(timeout=20_000)
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text("cancelled; the model keeps its last complete update")).to_be_visible(timeout=30_000)
+    assert_no_exception(page)
+    expect(page.get_by_role("button", name="Show this model on every view")).to_be_visible()

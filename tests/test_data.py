@@ -218,3 +218,12 @@ def test_hub_failure_is_a_clear_dataset_error(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(DatasetUnavailable, match="Hugging Face Hub"):
         mnist.read_hub()
+
+
+def test_data_dir_prefers_the_environment_then_shared_data(monkeypatch, tmp_path):
+    from engine.data import data_dir
+    monkeypatch.setenv("DGM_DATA_DIR", str(tmp_path))
+    assert data_dir() == tmp_path
+    monkeypatch.delenv("DGM_DATA_DIR")
+    found = data_dir()
+    assert found is None or (found.name == "data" and found.parent.name == "shared" and found.is_dir())

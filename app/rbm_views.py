@@ -18,9 +18,8 @@ from app import jobs, plots, widgets
 from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, mnist_test,
                            mnist_train_sample)
 from app.uploads import BadUpload, to_mnist
-from engine import api, cards
-from engine.device import pick
-from engine.models.rbm import filters_as_images
+from engine import api
+from engine.api import filters_as_images, pick
 
 SHAPE = (28, 28)
 
@@ -83,7 +82,7 @@ def model_picker() -> Source | None:
 def filters(source: Source) -> None:
     st.subheader("Learned W: each hidden unit's weights as an image")
     st.markdown("Each tile is one column of **W**: the pattern of pixels a hidden unit looks for. "
-                "Red-blue symmetry is folded into grey: white is a positive weight, black negative, grey zero. "
+                "White is a positive weight, black a negative one, grey zero. "
                 "Trained on digits, the units learn local **strokes and edges**.")
     model = source.model
     n_hidden = model.config.n_hidden
@@ -115,7 +114,7 @@ def features(source: Source) -> None:
     st.subheader("A new image as a sum of features")
     st.markdown("The hidden units that switch on for an image explain it: the reconstruction is the logistic "
                 "function of a weighted sum of their filters, weighted by p(h_j = 1 | v).")
-    grey, labels, binary = mnist_test()
+    _, _, binary = mnist_test()
     c1, c2 = st.columns([1, 1])
     where = c1.radio("Image", ["test digit", "upload"], horizontal=True, key="rbm_img_src")
     if where == "upload":
@@ -162,6 +161,7 @@ def _mean_activity(key: str, _model) -> torch.Tensor:
 
 
 # --- Gibbs sampling --------------------------------------------------------------------------
+@st.fragment
 def gibbs(source: Source) -> None:
     st.subheader("Gibbs sampling: alternate h ~ p(h | v) and v ~ p(v | h)")
     st.markdown("Each step samples all hidden units given the image, then all pixels given the hidden units. "
@@ -183,7 +183,8 @@ def _gibbs_frames(key: str, _model, start: str, steps: int, chains: int, seed: i
     if start == "noise":
         v0 = (torch.rand(chains, _model.config.n_visible, generator=g) < 0.5).float()
     else:
-        v0 = mnist_test()[2][torch.randperm(10000, generator=g)[:chains]]
+        test = mnist_test()[2]
+        v0 = test[torch.randperm(len(test), generator=g)[:chains]]
     frames = _model.gibbs_frames(v0, steps, generator=g)  # (steps + 1, chains, D)
     keep = np.unique(np.round(np.geomspace(1, steps + 1, 40)).astype(int) - 1)  # dense early, sparse late
     keep = np.unique(np.concatenate([[0], keep, [steps]]))
@@ -195,8 +196,8 @@ def _gibbs_frames(key: str, _model, start: str, steps: int, chains: int, seed: i
 def gradient(source: Source) -> None:
     st.subheader("Maximum likelihood: data term minus model term")
     st.latex(r"\frac{\partial L}{\partial W_{ij}}=\mathbf E_{P_{data}}[v_ih_j]-\mathbf E_{P_\theta}[v_ih_j]")
-    st.markdown("The data term is an average over training images with h ~ p(h|v); the model term averages over "
-                "the model's own samples (here: 500 Gibbs chains run for 1,000 sweeps from noise). Learning raises "
+    st.markdown("The data term averages v_i p(h_j = 1 | v) over 2,000 training images; the model term averages the "
+                "same over the model's own samples (here: 500 Gibbs chains run for 1,000 sweeps from noise). Learning raises "
                 "co-activations the data shows and lowers those the model dreams up. Shown for one hidden unit j: "
                 "the maps over the 784 pixels i.")
     model = source.model
@@ -309,7 +310,7 @@ def _checkpoint_zip(model, settings: dict) -> bytes:
     buf = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
         metrics = {"training": {**settings, "preset": "app", "device": "cpu"}}
-        api.save(model, tmp, card=cards.rbm_card(model, metrics), metrics=metrics)
+        api.save(model, tmp, card=api.rbm_card(model, metrics), metrics=metrics)
         with zipfile.ZipFile(buf, "w") as z:
             for f in Path(tmp).iterdir():
                 z.write(f, f.name)

@@ -9,12 +9,11 @@ import streamlit as st
 import torch
 
 from engine import api
-from engine.device import background_threads, cap_threads
 
 
 def configure_torch() -> None:
     """Once per process: leave a core free for interactive sessions while background jobs run."""
-    cap_threads(background_threads())
+    api.cap_threads(api.background_threads())
 
 
 @st.cache_resource(show_spinner="Loading the bundled model…")

@@ -1,7 +1,7 @@
 """The one import surface for app/ and app_pages/: list, build, load, save, train, sample, evaluate."""
 from __future__ import annotations
 
-import json
+import copy
 import math
 import threading
 from dataclasses import asdict
@@ -11,8 +11,11 @@ from typing import Iterator
 import torch
 
 from engine import checkpoint, registry
-from engine.checkpoint import CheckpointError  # noqa: F401  (re-exported for pages)
+from engine.cards import rbm_card  # noqa: F401  (re-exported: pages import the engine through this module)
+from engine.checkpoint import CheckpointError  # noqa: F401
 from engine.data import DatasetUnavailable, mnist  # noqa: F401
+from engine.device import background_threads, cap_threads, pick  # noqa: F401
+from engine.models.rbm import filters_as_images  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais
 from engine.train import Trainer
 
@@ -38,19 +41,19 @@ def bundled() -> dict[str, Path]:
     return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / checkpoint.CONFIG).is_file()}
 
 
+def resolve(name_or_path: str | Path) -> Path:
+    """The folder of a bundled checkpoint given its name, else the path itself."""
+    return bundled().get(str(name_or_path), Path(name_or_path))
+
+
 def load(name_or_path: str | Path, *, device="cpu"):
     """Load a bundled checkpoint by name, or any checkpoint folder by path."""
-    folder = bundled().get(str(name_or_path), Path(name_or_path))
-    return checkpoint.load(folder, device=device)
+    return checkpoint.load(resolve(name_or_path), device=device)
 
 
 save = checkpoint.save
 read_metrics = checkpoint.read_metrics
 fingerprint = checkpoint.fingerprint
-
-
-def resolve(name_or_path: str | Path) -> Path:
-    return bundled().get(str(name_or_path), Path(name_or_path))
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -60,12 +63,13 @@ def preset(name: str, preset_name: str) -> dict:
     presets = getattr(model_cls, "presets", {})
     if preset_name not in presets:
         raise KeyError(f"{name} has no preset {preset_name!r}; choose from {', '.join(presets)}")
-    return json.loads(json.dumps(presets[preset_name]))
+    return copy.deepcopy(presets[preset_name])
 
 
 def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Event | None = None,
                  log_every: int = 100) -> Trainer:
-    """A Trainer for `model` on its dataset. `settings`: epochs, batch_size, and optimizer hyperparameters."""
+    """A Trainer for `model` on dynamically binarized MNIST (the only dataset so far; a family with other data
+    will add its own batches here). `settings`: epochs, batch_size, and the optimizer's hyperparameters."""
     settings = dict(settings)
     epochs, batch_size = int(settings.pop("epochs")), int(settings.pop("batch_size"))
     if "matmul" in settings:

@@ -68,17 +68,22 @@ def preset(name: str, preset_name: str) -> dict:
 
 def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Event | None = None,
                  log_every: int = 100) -> Trainer:
-    """A Trainer for `model` on dynamically binarized MNIST (the only dataset so far; a family with other data
-    will add its own batches here). `settings`: epochs, batch_size, and the optimizer's hyperparameters."""
+    """A Trainer for `model` on its dataset, named by the model class's `dataset` attribute:
+    "mnist-binary" (dynamically binarized, the default) or "mnist-grey" (grey levels in [0, 1]).
+    `settings`: epochs, batch_size, and the optimizer's hyperparameters."""
     settings = dict(settings)
     epochs, batch_size = int(settings.pop("epochs")), int(settings.pop("batch_size"))
     if "matmul" in settings:
         settings["matmul_dtype"] = MATMUL_DTYPES[settings.pop("matmul")]
-    train_x = mnist.images("train")
+    dataset = getattr(model, "dataset", "mnist-binary")
+    if dataset not in ("mnist-binary", "mnist-grey"):
+        raise ValueError(f"make_trainer does not know the dataset {dataset!r}")
+    binary = dataset == "mnist-binary"
+    monitor = mnist.binarized("valid") if binary else mnist.images("valid")
     trainer = Trainer(model=model, epochs=epochs, hparams=settings, seed=seed, log_every=log_every,
-                      batches=lambda g: mnist.batches("train", batch_size, generator=g),
-                      steps_per_epoch=len(train_x) // batch_size,
-                      monitor_batch=mnist.binarized("valid")[:1000].to(model.device))
+                      batches=lambda g: mnist.batches("train", batch_size, generator=g, binary=binary),
+                      steps_per_epoch=len(mnist.images("train")) // batch_size,
+                      monitor_batch=monitor[:1000].to(model.device))
     if cancel is not None:
         trainer.cancel = cancel
     return trainer

@@ -141,12 +141,15 @@ def binarized(split: str = "test", *, seed: int = TEST_BINARIZATION_SEED, source
     return binarize(images(split, source=source), generator=torch.Generator().manual_seed(seed))
 
 
-def batches(split: str, batch_size: int, *, generator: torch.Generator, source: str = "package"):
-    """One epoch of freshly binarized, shuffled batches (dynamic binarization): yields (batch_size, 784)."""
+def batches(split: str, batch_size: int, *, generator: torch.Generator, source: str = "package",
+            binary: bool = True):
+    """One epoch of shuffled batches (batch_size, 784): freshly binarized (dynamic binarization) when
+    `binary`, else the grey levels in [0, 1]."""
     x = images(split, source=source)
     order = torch.randperm(len(x), generator=generator)
     for start in range(0, len(x) - batch_size + 1, batch_size):
-        yield binarize(x[order[start:start + batch_size]], generator=generator)
+        batch = x[order[start:start + batch_size]]
+        yield binarize(batch, generator=generator) if binary else batch
 
 
 def describe() -> str:

@@ -78,11 +78,29 @@ def _evaluate(model, out: Path, runs: int, betas: int, history: dict | None = No
           f"(log Z = {result['log_z']:.2f}, {runs} runs, {betas} temperatures)")
 
 
+def _evaluate_vae(model, out: Path, k: int, n_images: int) -> None:
+    result = None
+    for update in api.iter_vae_evaluation(model, k=k, n_images=n_images):
+        _bar(update["progress"], f"importance sampling with k = {k}")
+        result = update.get("result", result)
+    sys.stderr.write("\n")
+    metrics = api.read_metrics(out)
+    metrics["test"] = result
+    checkpoint.save(model, out, card=cards.vae_card(model, metrics), metrics=metrics)
+    print(f"test ELBO {result['elbo']:.2f}, L_50 {result['iwae_50_bound']:.2f}, IS NLL estimate "
+          f"{result['nll_is']:.2f} ± {result['nll_is_stderr']:.2f} nats (k = {k}, first {n_images} test images), "
+          f"{result['active_units']} active units")
+
+
 def cmd_eval(args) -> None:
     model = api.load(args.checkpoint)
-    if not hasattr(model, "free_energy"):
-        sys.exit(f"{args.checkpoint}: eval supports models with a free energy (AIS) so far")
-    _evaluate(model, api.resolve(args.checkpoint), args.ais_runs, args.ais_betas)
+    folder = api.resolve(args.checkpoint)
+    if hasattr(model, "free_energy"):
+        _evaluate(model, folder, args.ais_runs, args.ais_betas)
+    elif hasattr(model, "log_prob"):
+        _evaluate_vae(model, folder, args.is_k, args.is_images)
+    else:
+        sys.exit(f"{args.checkpoint}: eval supports models with a free energy (AIS) or a log_prob (IS)")
 
 
 def cmd_sample(args) -> None:
@@ -119,6 +137,8 @@ def main(argv=None) -> None:
     e.add_argument("checkpoint")
     e.add_argument("--ais-runs", type=int, default=100)
     e.add_argument("--ais-betas", type=int, default=14500)
+    e.add_argument("--is-k", type=int, default=5000, help="importance samples per image (VAE/IWAE)")
+    e.add_argument("--is-images", type=int, default=2000, help="test images for the IS estimate")
     e.set_defaults(func=cmd_eval)
     s = sub.add_parser("sample", help="write a PNG grid of samples")
     s.add_argument("checkpoint")

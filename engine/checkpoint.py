@@ -58,10 +58,16 @@ def config_from_dict(config_cls: type, values: dict):
     return config_cls(**kwargs)
 
 
-def save(model, directory: str | Path, *, card: str | None = None, metrics: dict | None = None) -> Path:
-    """Write config.json, model.safetensors and (if given) the model card and metrics.json."""
+def save(model, directory: str | Path, *, card: str | None = None, metrics: dict | None = None,
+         dtype: torch.dtype | None = None) -> Path:
+    """Write config.json, model.safetensors and (if given) the model card and metrics.json.
+
+    `dtype=torch.float16` stores floating-point tensors at half precision (half the file size, for
+    bundled checkpoints); `load` converts them back to the model's dtype."""
     directory = Path(directory)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     _atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     _write_text(directory / CONFIG, json.dumps(config_dict(model), indent=2) + "\n")
     if card is not None:
@@ -103,6 +109,8 @@ def load(directory: str | Path, *, device: torch.device | str = "cpu"):
         state = load_file(weights)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights} is corrupt or truncated: {e}") from e
+    own = model.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

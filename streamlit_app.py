@@ -13,7 +13,14 @@ theme.apply()
 
 pages = {
     "": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Autoencoders": [st.Page("app_pages/autoencoders.py", title="Autoencoders vs PCA", icon=":material/compress:",
+                             url_path="autoencoders")],
     "Undirected models": [st.Page("app_pages/rbm.py", title="Restricted Boltzmann machines", icon=":material/grid_on:",
                                   url_path="rbm")],
+    "Directed models": [
+        st.Page("app_pages/vae.py", title="Variational autoencoders", icon=":material/scatter_plot:", url_path="vae"),
+        st.Page("app_pages/iwae.py", title="Importance-weighted autoencoders", icon=":material/stacked_line_chart:",
+                url_path="iwae"),
+    ],
 }
 st.navigation(pages).run()

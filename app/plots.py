@@ -39,8 +39,8 @@ def png(image, *, scale: int = 4) -> bytes:
     return buf.getvalue()
 
 
-def grid_png(images, *, cols: int | None = None, scale: int = 4) -> bytes:
-    return png(grid(images, cols=cols), scale=scale)
+def grid_png(images, *, cols: int | None = None, scale: int = 4, pad: int = 2) -> bytes:
+    return png(grid(images, cols=cols, pad=pad), scale=scale)
 
 
 def _layout(fig: go.Figure, height: int) -> go.Figure:

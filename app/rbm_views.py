@@ -41,15 +41,6 @@ def user_model():
     return st.session_state.get("rbm_user_model")
 
 
-def require_mnist() -> None:
-    """Every view needs MNIST: say clearly when it is missing and stop the page there."""
-    try:
-        mnist_test()
-    except api.DatasetUnavailable as e:
-        st.error(f"MNIST is not available, so this page cannot run. {e}")
-        st.stop()
-
-
 def _loadable(name: str) -> bool:
     try:
         bundled_model(name)

@@ -54,3 +54,12 @@ def mnist_test() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def mnist_train_sample(n: int = 2000) -> torch.Tensor:
     """The first n training images, binarized with the engine's seeded binarization: (n, 784)."""
     return api.mnist.binarized("train", seed=1)[:n]
+
+
+def require_mnist() -> None:
+    """Pages that need MNIST call this first: a clear message, and the page stops there, when it is missing."""
+    try:
+        mnist_test()
+    except api.DatasetUnavailable as e:
+        st.error(f"MNIST is not available, so this page cannot run. {e}")
+        st.stop()

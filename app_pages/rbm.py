@@ -4,6 +4,7 @@ import streamlit as st
 
 from app import rbm_views as views
 from app import widgets
+from app.resources import require_mnist
 
 widgets.header(
     "Restricted Boltzmann machines",
@@ -25,7 +26,7 @@ VIEWS = {
     "likelihood": ("Likelihood (AIS)", views.likelihood),
 }
 
-views.require_mnist()
+require_mnist()
 source = views.model_picker()
 if source is None:
     st.info("No RBM is available: none is bundled with this installation. Train one below, "

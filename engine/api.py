@@ -17,6 +17,7 @@ from engine.checkpoint import CheckpointError  # noqa: F401
 from engine.data import DatasetUnavailable, mnist  # noqa: F401
 from engine.device import background_threads, cap_threads, pick  # noqa: F401
 from engine.models.rbm import filters_as_images  # noqa: F401
+from engine.models.vae import latent_path  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais
 from engine.pca import PCA, fit_pca, nearest_neighbours, precision_at_k, principal_angles, squared_error  # noqa: F401
 from engine.train import Trainer
@@ -129,6 +130,21 @@ def rbm_log_likelihood(model, **kwargs) -> dict:
     return update["result"]
 
 
+BOUND_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def bound_curve(model, x: torch.Tensor, *, repeats: int, generator=None, ks=BOUND_KS) -> dict:
+    """L_k averaged over the images x (B, D) for each k, as the mean and standard deviation of
+    max(2, repeats // k) independent estimates: {"k", "mean", "std"} in nats per image."""
+    means, stds = [], []
+    with torch.no_grad():
+        for k in ks:
+            est = model.bound_estimates(x, k, max(2, repeats // k), generator=generator).double().mean(1)
+            means.append(est.mean().item())
+            stds.append(est.std().item())
+    return {"k": list(ks), "mean": means, "std": stds}
+
+
 def iter_vae_evaluation(model, *, k: int = 5000, n_images: int = 2000, seed: int = 0,
                         chunk: int = 100) -> Iterator[dict]:
     """Test-set numbers of a VAE/IWAE on the seeded binarized MNIST test split, each labelled:
@@ -145,7 +161,10 @@ def iter_vae_evaluation(model, *, k: int = 5000, n_images: int = 2000, seed: int
             log_p.append(model.log_prob(test[i:i + chunk], k=k, generator=g).double().cpu())
             yield {"progress": min(i + chunk, n_images) / n_images}
     log_p = torch.cat(log_p)
+    curve = bound_curve(model, test[:50], repeats=20, generator=g)
+    curve.update(images=50, log_p_is=log_p[:50].mean().item(), log_p_is_k=k)
     yield {"progress": 1.0, "result": {
+        "bound_curve": curve,
         "elbo": terms["elbo"].mean().item(), "reconstruction": terms["reconstruction"].mean().item(),
         "kl": terms["kl"].mean().item(), "iwae_50_bound": l50.double().mean().item(),
         "nll_is": -log_p.mean().item(), "nll_is_stderr": (log_p.std() / math.sqrt(len(log_p))).item(),

@@ -101,3 +101,24 @@ def test_active_units_count_latents_whose_posterior_mean_varies():
         model.to_mu.bias.zero_()
         model.to_mu.weight[0] = 5.0  # only unit 0 depends on the input
     assert model.active_units(binary(200, 6, 14).float()) == 1
+
+
+def test_latent_paths_start_and_end_at_the_codes_and_slerp_keeps_the_norm_between():
+    from engine.models.vae import latent_path
+    z0, z1 = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0])
+    for kind in ("linear", "spherical"):
+        path = latent_path(z0, z1, 5, kind=kind)
+        assert path.shape == (5, 2) and torch.allclose(path[0], z0) and torch.allclose(path[-1], z1, atol=1e-6)
+    assert torch.allclose(latent_path(z0, z1, 5, kind="spherical").norm(dim=1), torch.full((5,), 3.0))
+    assert latent_path(z0, z1, 3, kind="linear")[1].norm() < 2.2  # the straight line cuts towards the origin
+
+
+def test_bound_estimates_are_independent_l_k_draws_in_small_groups():
+    model = tiny_vae(15)
+    x = binary(3, 6, 16)
+    est = model.bound_estimates(x, 7, 10, generator=torch.Generator().manual_seed(2), max_rows=50)
+    assert est.shape == (10, 3) and est.std(0).min() > 0  # different draws
+    g = torch.Generator().manual_seed(3)
+    same = model.elbo(x, 7, generator=torch.Generator().manual_seed(3))
+    first = model.bound_estimates(x, 7, 1, generator=g)[0]
+    assert torch.allclose(first, same)  # one group of one draw is exactly L_7

@@ -97,6 +97,20 @@ class VAE(Model):
         return {"reconstruction": recon, "kl": kl, "elbo": recon - kl}
 
     @torch.no_grad()
+    def bound_estimates(self, x: torch.Tensor, k: int, repeats: int, *, generator=None,
+                        max_rows: int = 20_000) -> torch.Tensor:
+        """`repeats` independent estimates of L_k for each image: (B, D) -> (repeats, B), nats.
+
+        Samples are drawn in groups of at most `max_rows` (k x B x group) so memory stays small."""
+        group = max(1, max_rows // (k * len(x)))
+        out = []
+        for start in range(0, repeats, group):
+            n = min(group, repeats - start)
+            log_w = self.log_weights(x, k * n, generator=generator).reshape(n, k, len(x))
+            out.append(torch.logsumexp(log_w, 1) - math.log(k))
+        return torch.cat(out)
+
+    @torch.no_grad()
     def log_prob(self, x: torch.Tensor, *, k: int = 5000, chunk: int = 500, generator=None) -> torch.Tensor:
         """Importance-sampled estimate of log p(x) with k samples from q (a stochastic lower bound, L_k). (B,)"""
         parts = [self.log_weights(x, min(chunk, k - i), generator=generator) for i in range(0, k, chunk)]
@@ -144,3 +158,20 @@ class VAE(Model):
         """Burda et al.'s activity: unit u is active when Cov_x(E_q[z_u|x]) > threshold. x: (N, D)."""
         mu, _ = self.encode(x)
         return int((mu.var(0) > threshold).sum())
+
+
+def latent_path(z0: torch.Tensor, z1: torch.Tensor, steps: int, *, kind: str = "linear") -> torch.Tensor:
+    """Codes from z0 to z1 (each (d,)) in `steps` points: (steps, d).
+
+    "linear": (1 - t) z0 + t z1. "spherical" (slerp, White 2016): along the great circle, scaling the
+    norm linearly, which keeps intermediate codes at a typical distance from the origin under N(0, I)."""
+    t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)[:, None]
+    if kind == "linear":
+        return (1 - t) * z0 + t * z1
+    if kind != "spherical":
+        raise ValueError(f"unknown interpolation {kind!r}; use 'linear' or 'spherical'")
+    n0, n1 = z0.norm(), z1.norm()
+    u0, u1 = z0 / n0, z1 / n1
+    omega = torch.arccos((u0 @ u1).clamp(-1 + 1e-7, 1 - 1e-7))
+    direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / torch.sin(omega)
+    return direction * ((1 - t) * n0 + t * n1)

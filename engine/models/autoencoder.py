@@ -97,6 +97,13 @@ class Autoencoder(Model):
         """The output layer's weights (D, K_last): for a shallow AE, the K images the decoder adds up."""
         return self.decoder[-2].weight.detach()
 
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """With linear outputs, start the output bias at the mean image of x (N, D): the gradient then only
+        has to find the subspace, not the mean (which made Adam crawl on MNIST's uncentred pixels)."""
+        if self.config.output == "linear":
+            self.decoder[-2].bias.copy_(x.mean(0))
+
     # --- the model contract -------------------------------------------------------------------
     def loss(self, batch: torch.Tensor, *, generator=None) -> dict[str, torch.Tensor]:
         """Training loss per image (cross-entropy in nats for logistic outputs, else squared error),

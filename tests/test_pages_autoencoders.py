@@ -1,0 +1,95 @@
+"""The Autoencoders page through Streamlit's AppTest: every view runs, controls change what is shown,
+the linear-autoencoder job runs in the background and closes the principal angles, bad links warn."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+VIEWS = ["shallow", "linear", "deep", "codes", "retrieval"]
+
+
+@pytest.fixture
+def app(clear_streamlit_caches) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    return at
+
+
+def ae(app: AppTest, view: str) -> AppTest:
+    app.switch_page("app_pages/autoencoders.py").run()
+    app.segmented_control(key="ae_view").set_value(view).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def image_urls(at: AppTest) -> list[str]:
+    return [url for im in at.image for url in im.value]
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_view_runs(app, view):
+    at = ae(app, view)
+    assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == "Autoencoders vs PCA"
+    if view in ("deep", "codes", "retrieval"):
+        assert image_urls(at), "the bundled autoencoders are shown"
+
+
+def test_bottleneck_size_changes_the_reconstructions(app):
+    at = ae(app, "shallow")
+    before = image_urls(at)
+    at.select_slider(key="ae_shallow_k").set_value(2).run()
+    assert not at.exception and image_urls(at) != before
+    assert "K = 2" in at.caption[0].value
+
+
+def test_deep_view_shows_both_errors_and_new_digits(app):
+    at = ae(app, "deep")
+    labels = [m.label for m in at.metric]
+    assert any("Deep autoencoder" in x for x in labels) and any("PCA(30)" in x for x in labels)
+    ae_error, pca_error = (float(m.value) for m in at.metric[:2])
+    assert ae_error <= 0.5 * pca_error, "the bundled deep AE meets the target: at most half of PCA(30)"
+    assert any("not available yet" in i.value for i in at.info), "the page says the faces version is missing"
+    before = image_urls(at)
+    at.number_input(key="ae_deep_seed").set_value(1).run()
+    assert not at.exception and image_urls(at) != before
+
+
+def test_retrieval_query_changes_the_neighbours(app):
+    at = ae(app, "retrieval")
+    before = image_urls(at)
+    at.number_input(key="ae_query").set_value(7).run()
+    assert not at.exception and image_urls(at) != before
+    assert at.query_params["digit"] == ["7"]
+
+
+def test_linear_autoencoder_job_closes_the_principal_angles(app):
+    at = ae(app, "linear")
+    at.select_slider(key="ae_lin_k").set_value(2)
+    at.slider(key="ae_lin_epochs").set_value(10)
+    at.button[0].click().run()  # the form's submit button
+    job = at.session_state["jobs"]["ae-linear"]
+    deadline = time.time() + 60
+    while job.running and time.time() < deadline:
+        time.sleep(0.5)
+    assert job.status == "done", job.error
+    first, last = job.history[0], job.history[-1]
+    assert last["mean_angle"] < 5 < 20 < first["mean_angle"], (first, last)
+    at.run()
+    assert not at.exception
+    assert len(image_urls(at)) == 2, "the two sets of basis images"
+    assert at.get("plotly_chart")
+
+
+def test_out_of_range_view_warns(clear_streamlit_caches):
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.switch_page("app_pages/autoencoders.py")
+    at.query_params["view"] = "nonsense"
+    at.run()
+    assert not at.exception
+    assert any("view='nonsense'" in w.value for w in at.warning)
+    assert at.segmented_control(key="ae_view").value == "shallow"

@@ -19,7 +19,7 @@ pages = {
                                   url_path="rbm")],
     "Directed models": [
         st.Page("app_pages/vae.py", title="Variational autoencoders", icon=":material/scatter_plot:", url_path="vae"),
-        st.Page("app_pages/iwae.py", title="Importance-weighted autoencoders", icon=":material/stacked_line_chart:",
+        st.Page("app_pages/iwae.py", title="Importance-weighted AEs", icon=":material/stacked_line_chart:",
                 url_path="iwae"),
     ],
 }

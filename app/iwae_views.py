@@ -29,8 +29,9 @@ def models_for_bound() -> list[str]:
 def bound() -> None:
     st.subheader("A tighter lower bound with more samples")
     st.latex(r"\mathcal L_k(x)=\mathbf E_{z_1,\dots,z_k\sim q(z|x)}\Big[\log\frac1k\sum_{i=1}^k"
-             r"\frac{p(x,z_i)}{q(z_i\mid x)}\Big]\qquad \mathcal L_1\le\mathcal L_k\le\mathcal L_{m}\le\log p(x)"
-             r"\ \ (k\le m),\qquad \mathcal L_k\to\log p(x)")
+             r"\frac{p(x,z_i)}{q(z_i\mid x)}\Big]")
+    st.latex(r"\mathcal L_1\le\mathcal L_k\le\mathcal L_{m}\le\log p(x)\ \ \text{for } k\le m,"
+             r"\qquad \mathcal L_k\to\log p(x)\ \text{as } k\to\infty")
     c1, c2 = st.columns(2)
     name = c1.selectbox("Model", models_for_bound(), key="iwae_model",
                         format_func=lambda n: COMPARED.get(n, "VAE, 150 epochs") + f" ({n})")
@@ -63,7 +64,7 @@ def bound() -> None:
 def _bound_curve(key: str, _model, index: int) -> dict:
     x = mnist_test()[2][[index]]
     g = torch.Generator().manual_seed(0)
-    curve = api.bound_curve(_model, x, repeats=500, generator=g)
+    curve = api.bound_curve(_model, x, repeats=2000, generator=g)
     with torch.inference_mode():
         log_p = _model.log_prob(x, k=10_000, chunk=10_000, generator=g).item()
     return {**curve, "log_p": log_p, "k_log_p": 10_000}

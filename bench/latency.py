@@ -1,9 +1,9 @@
-"""Control-to-image latency on the RBM page, in the real browser.
+"""Control-to-image latency in the real browser: the RBM page and the VAE page's latent sliders.
 
-Starts `streamlit run` on a free loopback port, opens the RBM page's "A new image" view in headless
-Chromium, and 30 times moves the "Features shown" slider with the keyboard, timing from the key press
-to the moment the decomposition image in the page has a new source. Prints p50/p95 against the
-target (p95 within 250 ms; Streamlit's own round trip is about 200 ms).
+Starts `streamlit run` on a free loopback port and, in headless Chromium, 30 times moves a slider with
+the keyboard for each case in CASES, timing from the key press to the moment the image in the page has
+a new source. Prints p50/p95 against the target (p95 within 250 ms; Streamlit's own round trip is
+about 200 ms).
 
     .venv/bin/python bench/latency.py            (or: make bench)
 """
@@ -44,42 +44,55 @@ def start_server(port: int):
     raise SystemExit("streamlit did not start")
 
 
-def measure(url: str) -> list[float]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        page.goto(f"{url}/rbm?view=features")
-        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=120_000)
-        slider = page.get_by_role("slider", name="Features shown")
-        slider.wait_for(timeout=60_000)
-        image = page.locator("[data-testid='stImage'] img").last
-        image.wait_for(timeout=60_000)
-        times = []
-        for i in range(CHANGES + 3):  # the first 3 warm up caches and the connection
-            before = image.get_attribute("src")
-            slider.focus()
-            start = time.perf_counter()
-            page.keyboard.press("ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft")
-            page.wait_for_function("([sel, old]) => { const im = document.querySelectorAll(sel); "
-                                   "return im.length && im[im.length - 1].src !== old; }",
-                                   arg=["[data-testid='stImage'] img", before], polling="raf", timeout=10_000)
-            if i >= 3:
-                times.append((time.perf_counter() - start) * 1000)
-            page.wait_for_timeout(150)
-        browser.close()
-    return times
+# (name, page path, slider label, which image on the page shows the result: "first" or "last")
+CASES = [
+    ("RBM page, 'Features shown' slider -> new decomposition image", "rbm?view=features", "Features shown", "last"),
+    ("VAE page, latent slider z1 -> new decoded image", "vae?view=sliders", "z1", "first"),
+]
+
+
+def measure(page, url: str, path: str, slider_name: str, which: str) -> list[float]:
+    """Milliseconds from a slider key press to a new image source, for CHANGES changes after 3 warm-ups."""
+    page.goto(f"{url}/{path}")
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=120_000)
+    slider = page.get_by_role("slider", name=slider_name, exact=True)
+    slider.wait_for(timeout=60_000)
+    images = page.locator("[data-testid='stImage'] img")
+    (images.first if which == "first" else images.last).wait_for(timeout=60_000)
+    pick = "im[0]" if which == "first" else "im[im.length - 1]"
+    times = []
+    for i in range(CHANGES + 3):
+        before = (images.first if which == "first" else images.last).get_attribute("src")
+        slider.focus()
+        start = time.perf_counter()
+        page.keyboard.press("ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft")
+        page.wait_for_function("([sel, old]) => { const im = document.querySelectorAll(sel); "
+                               f"return im.length && {pick}.src !== old; }}",
+                               arg=["[data-testid='stImage'] img", before], polling="raf", timeout=10_000)
+        if i >= 3:
+            times.append((time.perf_counter() - start) * 1000)
+        page.wait_for_timeout(150)
+    return sorted(times)
 
 
 def main() -> None:
     port = free_port()
     proc = start_server(port)
     try:
-        times = sorted(measure(f"http://127.0.0.1:{port}"))
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            for name, path, slider, which in CASES:
+                report(name, measure(page, f"http://127.0.0.1:{port}", path, slider, which))
+            browser.close()
     finally:
         proc.terminate()
+
+
+def report(name: str, times: list[float]) -> None:
     p50 = statistics.median(times)
     p95 = times[int(round(0.95 * (len(times) - 1)))]
-    print(f"RBM page, 'Features shown' slider -> new decomposition image, {len(times)} changes")
+    print(f"{name}, {len(times)} changes")
     print(f"  p50 {p50:6.0f} ms   p95 {p95:6.0f} ms   min {times[0]:.0f}   max {times[-1]:.0f}")
     print(f"  target p95 <= {TARGET_MS} ms: {'met' if p95 <= TARGET_MS else 'NOT met'} "
           f"(ratio p95/target = {p95 / TARGET_MS:.2f})")

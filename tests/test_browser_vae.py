@@ -27,3 +27,11 @@ def test_latent_slider_redraws_the_image(page: Page, app_url: str):
     expect(image).not_to_have_attribute("src", before, timeout=10_000)
     wait_idle(page)
     assert_no_exception(page)
+
+
+@pytest.mark.parametrize("view", ["bound", "compare"])
+def test_iwae_views(page: Page, app_url: str, view: str):
+    open_page(page, f"{app_url}/iwae?view={view}")
+    assert_no_exception(page)
+    expect(page.get_by_role("heading", name="Importance-weighted autoencoders")).to_be_visible()
+    screenshot(page, ARTIFACTS / f"iwae-{view}.png")

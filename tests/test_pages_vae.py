@@ -53,3 +53,26 @@ def test_bad_upload_on_the_encode_view_is_an_error(vae):
     at.file_uploader(key="vae_encode_up").set_value(("x.png", b"\x89PNG broken", "image/png")).run()
     assert not at.exception
     assert any("Could not use" in e.value for e in at.error)
+
+
+@pytest.fixture
+def iwae(clear_streamlit_caches) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.switch_page("app_pages/iwae.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("view", ["bound", "compare"])
+def test_iwae_view_runs(iwae, view):
+    iwae.segmented_control(key="iwae_view").set_value(view).run()
+    assert not iwae.exception, [e.value for e in iwae.exception]
+    assert not iwae.error
+    assert iwae.title[0].value == "Importance-weighted autoencoders"
+
+
+def test_digit_choice_changes_the_bound_curve(iwae):
+    before = iwae.get("plotly_chart")[0].proto.spec
+    iwae.number_input(key="iwae_digit").set_value(1).run()
+    assert not iwae.exception
+    assert iwae.get("plotly_chart")[0].proto.spec != before

@@ -29,5 +29,8 @@ def screenshot(page: Page, path) -> None:
                            "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight))")
     width = page.viewport_size["width"]
     page.set_viewport_size({"width": width, "height": max(900, min(int(height) + 40, 6000))})
+    charts = page.locator("[data-testid='stPlotlyChart']")
+    for i in range(charts.count()):  # plotly draws after the script finishes: wait for each chart's SVG
+        charts.nth(i).locator(".main-svg").first.wait_for(timeout=20_000)
     page.wait_for_timeout(400)
     page.screenshot(path=path, full_page=True)

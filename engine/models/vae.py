@@ -44,10 +44,10 @@ def _train(epochs: int) -> dict:
 class VAE(Model):
     """Gaussian encoder q(z|x), Bernoulli decoder p(x|z), standard normal prior."""
 
-    # The bundled checkpoints: the VAE for the likelihood target (100 epochs), the same-budget comparison
+    # The bundled checkpoints: the VAE for the likelihood target (150 epochs), the same-budget comparison
     # of k = 1, 5, 50 (30 epochs each), and the 2-D / 20-D models behind the latent views.
     presets = {
-        "vae": {"config": {"latent": 50, "k": 1}, "train": _train(100)},
+        "vae": {"config": {"latent": 50, "k": 1}, "train": _train(150)},
         "vae-e30": {"config": {"latent": 50, "k": 1}, "train": _train(30)},
         "iwae5": {"config": {"latent": 50, "k": 5}, "train": _train(30)},
         "iwae50": {"config": {"latent": 50, "k": 50}, "train": _train(30)},

@@ -12,7 +12,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv test-deps chromium run test bench train-bundled clean
+.PHONY: venv test-deps chromium run test bench train-bundled train-ae clean
 
 venv: $(RUNTIME_STAMP)
 
@@ -55,6 +55,13 @@ bench: venv test-deps
 
 train-bundled: venv
 	$(PY) -m engine train rbm --preset bundled --out assets/checkpoints/rbm-mnist --ais-runs 100 --ais-betas 14500
+
+# The Autoencoders page's bundled models (about 12 minutes each on one CPU thread); eval stores float16 weights.
+train-ae: venv
+	for p in deep:ae-mnist-deep deep2d:ae-mnist-2d; do \
+		OMP_NUM_THREADS=1 $(PY) -m engine train autoencoder --preset $${p%%:*} --out assets/checkpoints/$${p#*:} && \
+		$(PY) -m engine eval assets/checkpoints/$${p#*:} && rm -f assets/checkpoints/$${p#*:}/resume.pt || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache

@@ -224,9 +224,13 @@ def scatter(codes: np.ndarray, labels: np.ndarray, title: str) -> go.Figure:
     return fig
 
 
-def _picked(event, default: int) -> int:
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    return int(points[0]["customdata"]) if points and "customdata" in points[0] else default
+def _picked(*events) -> int:
+    """The test index of the first selected point in the first chart with a selection (0 when none)."""
+    for event in events:
+        points = (event or {}).get("selection", {}).get("points", [])
+        if points and "customdata" in points[0]:
+            return int(points[0]["customdata"])
+    return 0
 
 
 def codes() -> None:
@@ -246,15 +250,16 @@ def codes() -> None:
     with c2:
         pca_event = st.plotly_chart(scatter(pca_codes, labels, "PCA"), key="pca_scatter",
                                     on_select="rerun", selection_mode=("points", "box"))
-    i_ae, i_pca = _picked(ae_event, 0), _picked(pca_event, 0)
+    i = _picked(ae_event, pca_event)  # the same digit through both
     with torch.inference_mode():
-        ae_row = [mnist_test()[0][i_ae].numpy(), model.decode(torch.from_numpy(ae_codes[i_ae])[None])[0].numpy()]
-        pca_row = [mnist_test()[0][i_pca].numpy(),
-                   pca_all().truncate(2).decode(torch.from_numpy(pca_codes[i_pca])[None])[0].clamp(0, 1).numpy()]
-    for col, row, i, name in ((c1, ae_row, i_ae, "autoencoder"), (c2, pca_row, i_pca, "PCA")):
+        x = mnist_test()[0][i].numpy()
+        ae_row = [x, model.decode(torch.from_numpy(ae_codes[i])[None])[0].numpy()]
+        pca_row = [x, pca_all().truncate(2).decode(torch.from_numpy(pca_codes[i])[None])[0].clamp(0, 1).numpy()]
+    for col, row, name, code in ((c1, ae_row, "autoencoder", ae_codes[i]), (c2, pca_row, "PCA", pca_codes[i])):
         with col:
-            widgets.image(plots.grid_png(np.stack(row).reshape(2, *SHAPE), cols=2, scale=5),
-                          caption=f"Test #{i} (a {labels[i]}) and its {name} code decoded")
+            widgets.image(plots.grid_png(np.stack(row).reshape(2, *SHAPE), cols=2, scale=5), width=290,
+                          caption=f"Test #{i} (a {labels[i]}) and its {name} code ({code[0]:.1f}, {code[1]:.1f}) "
+                                  "decoded")
     widgets.download_csv([{"index": i, "label": int(labels[i]), "ae_1": float(ae_codes[i, 0]),
                            "ae_2": float(ae_codes[i, 1]), "pca_1": float(pca_codes[i, 0]),
                            "pca_2": float(pca_codes[i, 1])} for i in range(len(labels))],
@@ -304,14 +309,18 @@ def _neighbours(model) -> None:
     k = c2.select_slider("Neighbours k", [5, 10, 20], 10, key="ae_k")
     ae_codes, pca_codes = (torch.from_numpy(c) for c in _codes(bundled_fingerprint(TWO_D), model))
     q = torch.tensor([int(query)])
+    pngs = {}
     for name, c in (("2-D autoencoder", ae_codes), ("2-D PCA", pca_codes)):
         idx = api.nearest_neighbours(c, q, k)[0]
         hits = int((labels[idx] == labels[q]).sum())
-        png = plots.grid_png(torch.cat([x[q], x[idx]]).reshape(-1, *SHAPE), cols=k + 1, scale=3)
-        widgets.image(png, width="stretch",
+        pngs[name] = plots.grid_png(torch.cat([x[q], x[idx]]).reshape(-1, *SHAPE), cols=k + 1, scale=3)
+        widgets.image(pngs[name], width="stretch",
                       caption=f"{name}: the query (first, a {int(labels[q])}) and its {k} nearest codes; "
                               f"{hits} of {k} share its label")
-        widgets.download_png(png, f"neighbours-{name.replace(' ', '-')}-{query}.png", key=f"dl_nn_{name}")
+    for col, (name, png) in zip(st.columns(2), pngs.items()):
+        with col:
+            widgets.download_png(png, f"neighbours-{name.replace(' ', '-')}-{query}.png", key=f"dl_nn_{name}",
+                                 label=f"Download PNG ({name})")
 
 
 def _precision_figure(rows: list[dict]) -> go.Figure:

@@ -146,14 +146,15 @@ def _manifold_png(key: str, _model, n: int) -> bytes:
 @st.cache_data(max_entries=4, show_spinner="Encoding the test set…")
 def _posterior_scatter(key: str, _model):
     _, labels, binary = mnist_test()
-    mu, std = codes_of(_model, binary)
+    mu, std = (t.numpy() for t in codes_of(_model, binary))
+    labels = labels.numpy()
     fig = go.Figure()
     for digit in range(10):
-        idx = (labels == digit).nonzero()[:, 0]
+        idx = np.flatnonzero(labels == digit)
         fig.add_trace(go.Scattergl(x=mu[idx, 0], y=mu[idx, 1], mode="markers", name=str(digit),
                                    marker=dict(size=3, opacity=0.6), customdata=idx,
                                    hovertemplate="digit %{fullData.name}, test #%{customdata}<extra></extra>"))
-    few = torch.arange(0, len(binary), 25)
+    few = np.arange(0, len(binary), 25)
     fig.add_trace(go.Scatter(x=mu[few, 0], y=mu[few, 1], mode="markers", name="± 1 std", showlegend=True,
                              marker=dict(size=2, color="black"), hoverinfo="skip",
                              error_x=dict(array=std[few, 0], thickness=0.6, width=0, color="rgba(0,0,0,0.35)"),

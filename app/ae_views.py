@@ -87,15 +87,16 @@ def linear() -> None:
                 "towards 0° (Baldi & Hornik, 1989). Its basis images differ from PCA's, being mixtures of "
                 "them: same subspace, different coordinates.")
     with st.form("ae_linear_form"):
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3, c4 = st.columns([3, 3, 3, 1])
         k = c1.select_slider("Hidden units K", [2, 5, 10, 20, 30], 10, key="ae_lin_k")
         kind = c2.radio("Encoder", ["linear", "sigmoid (the slide's)"], key="ae_lin_kind", horizontal=True)
         epochs = c3.slider("Epochs (50,000 images each)", 1, 20, 10, key="ae_lin_epochs")
+        seed = c4.number_input("Seed", 0, 10_000, 0, key="ae_lin_seed")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     running = jobs.get("ae-linear")
     if submitted and not (running and running.running):
         jobs.start("ae-linear", f"Training a 784-{k}-784 {kind.split()[0]} autoencoder",
-                   _linear_work(k, kind.startswith("sigmoid"), epochs, pca_all().truncate(k)))
+                   _linear_work(k, kind.startswith("sigmoid"), epochs, pca_all().truncate(k), int(seed)))
     elif submitted:
         st.warning("A training run is already in progress; cancel it first.")
     if jobs.panel("ae-linear", _draw_linear) is None:
@@ -105,13 +106,15 @@ def linear() -> None:
 LR = 1e-2
 
 
-def _linear_work(k: int, sigmoid: bool, epochs: int, pca: api.PCA):
+def _linear_work(k: int, sigmoid: bool, epochs: int, pca: api.PCA, seed: int = 0):
     def work(job: jobs.Job):
         act = "sigmoid" if sigmoid else "linear"
-        model = api.new_model_for_training("autoencoder", {"hidden": (), "code": k, "activation": act,
-                                                           "code_activation": act, "output": "linear"})
+        with torch.random.fork_rng():  # seeded initial weights; the global RNG state is restored after
+            torch.manual_seed(seed)
+            model = api.new_model_for_training("autoencoder", {"hidden": (), "code": k, "activation": act,
+                                                               "code_activation": act, "output": "linear"})
         trainer = api.make_trainer(model, {"epochs": epochs, "batch_size": 200, "lr": LR}, cancel=job.cancel,
-                                   log_every=50)
+                                   log_every=50, seed=seed)
         job.meta = {"k": k, "pca": filters_as_images(pca.components, SHAPE).numpy()}
         for update in trainer.run():
             for group in trainer.optimizers[0].param_groups:  # Adam's step size falls linearly to 0: less SGD noise
@@ -127,11 +130,13 @@ def _draw_linear(job: jobs.Job) -> None:
     st.plotly_chart(plots.curves(history, ["largest_angle", "mean_angle"], height=300,
                                  y_title="principal angle (degrees)"), key=f"ae_angles-{len(history)}")
     if history:
-        last = history[-1]
+        last, k, lam = history[-1], job.meta["k"], pca_all().variances
         st.caption(f"Step {last['step']}: largest angle {last['largest_angle']:.1f}°, mean {last['mean_angle']:.1f}°; "
                    f"held-out squared error {last.get('squared_error', float('nan')):.2f} per image "
-                   f"(PCA({job.meta['k']}): {_pca_error(job.meta['k']):.2f}). The smallest eigenvalue gaps "
-                   "make the last angles the slowest to close.")
+                   f"(PCA({job.meta['k']}): {_pca_error(job.meta['k']):.2f}). The largest angle closes slowest when "
+                   f"the K-th and (K+1)-th eigenvalues are close (here {lam[k - 1]:.2f} and {lam[k]:.2f}): the "
+                   "last direction then barely changes the error. The loss has no bad local minima but has "
+                   "saddle points; if an angle stays near 90° while the error is above PCA's, try another seed.")
     c1, c2 = st.columns(2)
     if preview is not None:
         cols = len(preview) if len(preview) <= 5 else min(10, (len(preview) + 1) // 2)

@@ -46,7 +46,7 @@ for entry in GALLERY:
 st.header("Roadmap")
 st.markdown(
     "The lecture's order. Pages appear in the sidebar as their models land.\n\n"
-    "1. Autoencoders vs PCA\n"
+    "1. **Autoencoders vs PCA** (live)\n"
     "2. Fully observed models: NADE, MADE, PixelCNN, WaveNet\n"
     "3. **Undirected models: restricted Boltzmann machines** (live), deep belief nets, deep Boltzmann machines\n"
     "4. Directed models: Helmholtz machines, VAEs and importance-weighted autoencoders, normalizing flows\n"

@@ -50,7 +50,8 @@ class Autoencoder(Model):
     dataset = "mnist-grey"  # engine.api.make_trainer feeds grey levels in [0, 1]
     presets = {
         "deep": {"config": {"hidden": (1000, 500, 250), "code": 30}, "train": _train(30)},
-        "deep2d": {"config": {"hidden": (1000, 500, 250), "code": 2}, "train": _train(30)},
+        # tanh: relu hidden units gave 2-D codes along a few long rays (most digits crammed near 0)
+        "deep2d": {"config": {"hidden": (1000, 500, 250), "code": 2, "activation": "tanh"}, "train": _train(30)},
         "shallow": {"config": {"hidden": (), "code": 30, "activation": "sigmoid", "code_activation": "sigmoid",
                                "output": "linear"}, "train": _train(10)},
         "linear": {"config": {"hidden": (), "code": 30, "activation": "linear", "output": "linear"},

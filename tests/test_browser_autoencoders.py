@@ -36,3 +36,22 @@ def test_linear_autoencoder_trains_live(page: Page, app_url: str):
     assert_no_exception(page)
     expect(page.locator("[data-testid='stImage'] img")).to_have_count(2)
     screenshot(page, ARTIFACTS / "autoencoders-linear-done.png")
+
+
+def test_selecting_codes_decodes_them(page: Page, app_url: str):
+    """Drag a box over the autoencoder's scatter: the selected digit is decoded in place of test #0."""
+    open_page(page, f"{app_url}/autoencoders?view=codes")
+    expect(page.get_by_text("Test #0 (a 7) and its autoencoder code")).to_be_visible(timeout=30_000)
+    chart = page.locator("[data-testid='stPlotlyChart']").first
+    page.wait_for_timeout(1500)  # WebGL draws after the chart mounts
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    x0, y0 = box["x"] + 0.2 * box["width"], box["y"] + 0.2 * box["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 0.6 * box["width"], y0 + 0.6 * box["height"], steps=10)
+    page.mouse.up()
+    expect(page.get_by_text("Test #0 (a 7) and its autoencoder code")).to_have_count(0, timeout=20_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    expect(page.get_by_text("and its autoencoder code")).to_be_visible()
+    screenshot(page, ARTIFACTS / "autoencoders-codes-selected.png")

@@ -36,4 +36,4 @@ class Model(nn.Module):
         terms = self.loss(batch)
         terms["loss"].backward()
         opt.step()
-        return {k: float(v) for k, v in terms.items()}
+        return {k: float(v.detach()) for k, v in terms.items()}

@@ -12,7 +12,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv test-deps chromium run test bench train-bundled train-ae clean
+.PHONY: venv test-deps chromium run test bench train-bundled train-ae train-vae clean
 
 venv: $(RUNTIME_STAMP)
 
@@ -61,6 +61,17 @@ train-ae: venv
 	for p in deep:ae-mnist-deep deep2d:ae-mnist-2d; do \
 		OMP_NUM_THREADS=1 $(PY) -m engine train autoencoder --preset $${p%%:*} --out assets/checkpoints/$${p#*:} && \
 		$(PY) -m engine eval assets/checkpoints/$${p#*:} && rm -f assets/checkpoints/$${p#*:}/resume.pt || exit 1; \
+	done
+
+# The VAE and IWAE pages' bundled models (one CPU thread; the k = 50 IWAE takes about an hour).
+# eval: ELBO and L_50 on the whole test set, importance-sampled NLL with k = 5000 on its first 1,000 digits.
+VAE_RUNS := vae:vae-mnist vae-e30:vae-mnist-e30 iwae5:iwae5-mnist-e30 iwae50:iwae50-mnist-e30 \
+	latent2:vae-mnist-2d latent20:vae-mnist-20d
+train-vae: venv
+	for p in $(VAE_RUNS); do \
+		OMP_NUM_THREADS=1 $(PY) -m engine train vae --preset $${p%%:*} --out assets/checkpoints/$${p#*:} && \
+		$(PY) -m engine eval assets/checkpoints/$${p#*:} --is-images 1000 && rm -f assets/checkpoints/$${p#*:}/resume.pt \
+		|| exit 1; \
 	done
 
 clean:

@@ -93,16 +93,18 @@ def _evaluate_vae(model, out: Path, k: int, n_images: int) -> None:
 
 
 def _evaluate_autoencoder(model, out: Path) -> None:
-    """Test squared error against PCA (and retrieval precision); stores the weights as float16."""
+    """Test squared error against PCA (and, on MNIST, retrieval precision); stores the weights as float16."""
     checkpoint.save(model, out, dtype=torch.float16)
     model = api.load(out)  # measure what is stored
-    model.fit_codes(api.mnist.images("valid"))  # the code Gaussian that sample() decodes from
-    metrics = {**api.read_metrics(out), **api.evaluate_autoencoder(model)}
+    faces = model.dataset == "faces-25"
+    model.fit_codes(api.faces.images("valid") if faces else api.mnist.images("valid"))  # sample()'s code Gaussian
+    result = api.evaluate_faces_autoencoder(model) if faces else api.evaluate_autoencoder(model)
+    metrics = {**api.read_metrics(out), **result}
     checkpoint.save(model, out, card=cards.ae_card(model, metrics), metrics=metrics, dtype=torch.float16)
-    se, ret = metrics["test_squared_error"], metrics["retrieval"]
+    se, ret = metrics["test_squared_error"], metrics.get("retrieval")
     print(f"test squared error per image: autoencoder {se['autoencoder']:.2f}, PCA({se['code_size']}) "
-          f"{se['pca']:.2f} (ratio {se['ratio']:.2f}); precision@{ret['k']}: {ret['autoencoder']:.3f} vs "
-          f"{ret['pca']:.3f}")
+          f"{se['pca']:.2f} (ratio {se['ratio']:.2f})"
+          + (f"; precision@{ret['k']}: {ret['autoencoder']:.3f} vs {ret['pca']:.3f}" if ret else ""))
 
 
 def cmd_eval(args) -> None:

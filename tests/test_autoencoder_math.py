@@ -94,3 +94,40 @@ def test_float16_checkpoint_round_trip(tmp_path):
         assert torch.equal(loaded.state_dict()[key], value.half().float()), key
     x = torch.rand(8, 784)
     assert torch.allclose(loaded(x), model(x), atol=1e-2)
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_pca_init_computes_pca_exactly_through_the_relu_layers(standardize):
+    x = low_rank_data(n=500, d=20, rank=6, noise=0.1)
+    model = api.build("autoencoder", n_visible=20, hidden=(40, 16, 12), code=5, output="linear",
+                      image_shape=(4, 5), init="pca", standardize=standardize)
+    model.init_from_data(x)
+    pca = fit_pca(x, 5)
+    assert torch.allclose(model.encode(x), pca.encode(x), atol=1e-4)
+    assert torch.allclose(model(x), pca.reconstruct(x), atol=1e-4)
+    loss = model.loss(x[:50])["loss"]
+    loss.backward()
+    assert model.decoder[-2].weight.grad[:, 10:].abs().sum() > 0, "the random units are free to learn"
+
+
+def test_pca_init_refuses_what_it_cannot_represent():
+    with pytest.raises(ValueError, match="init='pca'"):
+        api.build("autoencoder", n_visible=20, hidden=(8,), code=5, output="linear", init="pca")  # 8 < 2 * 5
+    with pytest.raises(ValueError, match="init='pca'"):
+        api.build("autoencoder", n_visible=20, hidden=(40,), code=5, output="sigmoid", init="pca")
+
+
+@pytest.mark.skipif(not api.faces.available(), reason="olivettifaces.mat is not in the data folder")
+def test_faces_preset_trains_on_faces_and_starts_at_pca():
+    recipe = api.preset("autoencoder", "faces")
+    model = api.new_model_for_training("autoencoder", recipe["config"])
+    assert model.dataset == "faces-25" and model.config.n_visible == 625
+    test = api.faces.images("test")
+    pca = fit_pca(api.faces.images("train"), 30)
+    assert model.squared_error(test).mean().item() == pytest.approx(
+        squared_error(test, pca.reconstruct(test)).mean().item(), rel=1e-4)
+    trainer = api.make_trainer(model, {**recipe["train"], "epochs": 1}, log_every=1000)
+    last = list(trainer.run())[-1]
+    assert trainer.step == 14 and last["epoch_end"], "280 training faces in batches of 20"
+    assert "squared_error" in last, "monitored on the validation faces"
+    assert api.make_trainer(api.build("autoencoder"), {"epochs": 1, "batch_size": 100}).steps_per_epoch == 500

@@ -55,3 +55,18 @@ def test_selecting_codes_decodes_them(page: Page, app_url: str):
     assert_no_exception(page)
     expect(page.get_by_text("and its autoencoder code")).to_be_visible()
     screenshot(page, ARTIFACTS / "autoencoders-codes-selected.png")
+
+
+def test_faces_rows(page: Page, app_url: str):
+    """Choose Olivetti faces in the deep AE view: held-out faces, both reconstructions and their errors."""
+    from engine.data import faces
+    if not faces.available():
+        pytest.skip("olivettifaces.mat is not in the data folder")
+    open_page(page, f"{app_url}/autoencoders?view=deep")
+    page.get_by_role("radio", name="Olivetti faces").click()
+    expect(page.get_by_text("625-2000-1000-500-30 vs PCA(30) on Olivetti faces")).to_be_visible(timeout=30_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    expect(page.locator("[data-testid='stMetric']")).to_have_count(3)
+    expect(page.locator("[data-testid='stImage'] img")).to_have_count(1)
+    screenshot(page, ARTIFACTS / "autoencoders-faces.png")

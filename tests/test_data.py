@@ -227,3 +227,52 @@ def test_data_dir_prefers_the_environment_then_shared_data(monkeypatch, tmp_path
     monkeypatch.delenv("DGM_DATA_DIR")
     found = data_dir()
     assert found is None or (found.name == "data" and found.parent.name == "shared" and found.is_dir())
+
+
+# --- Olivetti faces -----------------------------------------------------------------------------
+from engine.data import faces  # noqa: E402
+
+needs_faces = pytest.mark.skipif(not faces.available(), reason="olivettifaces.mat is not in the data folder")
+
+
+def test_faces_reader_undoes_matlabs_column_major_layout(tmp_path):
+    """A .mat file written like MATLAB's (each column one image, column-major) reads back upright."""
+    from scipy.io import savemat
+    rng = np.random.default_rng(0)
+    upright = rng.integers(0, 256, size=(400, 64, 64), dtype=np.uint8)
+    upright[:, :8, :] = 0  # a dark band at the top of every image: a transpose would move it to the left
+    savemat(tmp_path / "f.mat", {"faces": np.stack([im.flatten(order="F") for im in upright], axis=1)})
+    np.testing.assert_array_equal(faces.read_mat(tmp_path / "f.mat"), upright)
+
+
+def test_missing_faces_file_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("DGM_DATA_DIR", str(tmp_path))
+    assert not faces.available()
+    with pytest.raises(DatasetUnavailable, match=r"olivettifaces\.mat.*DGM_DATA_DIR"):
+        faces.images("test")
+
+
+@needs_faces
+def test_faces_shape_range_and_person_split():
+    x = faces.all_images()
+    assert x.shape == (400, 625) and x.dtype == torch.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.std() > 0.1
+    sizes = {split: len(faces.images(split)) for split in ("train", "valid", "test")}
+    assert sizes == {"train": 280, "valid": 40, "test": 80}
+    assert torch.equal(torch.cat([faces.images(s) for s in ("train", "valid", "test")]), x), "disjoint, in order"
+    d = torch.cdist(x, x)  # (400, 400)
+    person = torch.arange(400) // 10
+    same = person[:, None] == person[None, :]
+    assert d[same].mean() < 0.7 * d[~same].mean(), "images 10k..10k+9 are one person"
+
+
+@needs_faces
+def test_face_batches_are_augmented_seeded_and_in_range():
+    take = lambda seed: list(faces.batches("train", 20, generator=torch.Generator().manual_seed(seed)))  # noqa: E731
+    a, b, c = take(0), take(0), take(1)
+    assert len(a) == 14 and a[0].shape == (20, 625)
+    assert all(torch.equal(p, q) for p, q in zip(a, b)) and not torch.equal(a[0], c[0])
+    assert 0.0 <= min(float(t.min()) for t in a) and max(float(t.max()) for t in a) <= 1.0
+    train = faces.images("train")
+    exact = sum(bool((train == row).all(-1).any()) for row in torch.cat(a))
+    assert exact < 0.5 * len(train), "most training batches are flipped or shifted copies"

@@ -7,6 +7,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.data import faces
 from tests.conftest import ROOT
 
 @pytest.fixture
@@ -51,10 +52,35 @@ def test_deep_view_shows_both_errors_and_new_digits(app):
     assert any("Deep autoencoder" in x for x in labels) and any("PCA(30)" in x for x in labels)
     ae_error, pca_error = (float(m.value) for m in at.metric[:2])
     assert ae_error <= 0.5 * pca_error, "the bundled deep AE meets the target: at most half of PCA(30)"
-    assert any("not available yet" in i.value for i in at.info), "the page says the faces version is missing"
     before = image_urls(at)
     at.number_input(key="ae_deep_seed").set_value(1).run()
     assert not at.exception and image_urls(at) != before
+
+
+@pytest.mark.skipif(not faces.available(), reason="olivettifaces.mat is not in the data folder")
+def test_faces_choice_shows_both_errors_and_new_faces(app):
+    at = ae(app, "deep")
+    at.segmented_control(key="ae_deep_data").set_value("faces").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "625-2000-1000-500-30" in at.subheader[0].value
+    ae_error, pca_error, ratio = (float(m.value) for m in at.metric[:3])
+    assert 0 < ae_error < pca_error and ratio == pytest.approx(ae_error / pca_error, abs=0.01)
+    table = at.dataframe[0].value
+    assert list(table["squared error"]) == ["deep AE", "PCA(30)"] and table.shape[1] == 11, "10 faces"
+    before = image_urls(at)
+    at.number_input(key="ae_faces_seed").set_value(3).run()
+    assert not at.exception and image_urls(at) != before
+
+
+def test_faces_choice_without_the_data_says_so(monkeypatch, clear_streamlit_caches, tmp_path):
+    monkeypatch.setenv("DGM_DATA_DIR", str(tmp_path))  # an empty data folder: no faces/olivettifaces.mat
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    at = ae(at, "deep")
+    at.segmented_control(key="ae_deep_data").set_value("faces").run()
+    assert not at.exception and not at.error
+    assert any("not installed" in i.value and "DGM_DATA_DIR" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.metric and not at.image
 
 
 def test_retrieval_query_changes_the_neighbours(app):

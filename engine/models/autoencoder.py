@@ -37,6 +37,17 @@ class AutoencoderConfig:
     code_activation: str = "linear"  # the code layer (Hinton & Salakhutdinov: linear code units)
     output: str = "sigmoid"  # sigmoid: logistic pixels trained with cross-entropy; linear: squared error
     image_shape: tuple[int, int] = (28, 28)
+    init: str = "random"  # random | pca: start as PCA(code) exactly (see init_as_pca), then train
+    standardize: bool = False  # encoder input (x - mean image) / pixel std of the training data (init_from_data)
+    dataset: str = "mnist-grey"  # what engine.api.make_trainer feeds: "mnist-grey" or "faces-25" (Olivetti, 25x25)
+
+
+# Olivetti faces at 25x25, the slide's 625-2000-1000-500-30. Started as PCA(30) (init_as_pca) and fine-tuned on
+# flipped/shifted training faces: from a random start it overfit the 280 training faces (about 6 on unseen
+# people against PCA's 2.6) within the budget. 40 epochs (560 steps): an exploratory run's validation error
+# (persons 28-31) was lowest near 500-600 steps and rose after about 1,000.
+FACES = {"n_visible": 625, "hidden": (2000, 1000, 500), "code": 30, "output": "linear", "image_shape": (25, 25),
+         "standardize": True, "init": "pca", "dataset": "faces-25"}
 
 
 def _train(epochs: int, lr: float = 1e-3, batch_size: int = 100) -> dict:
@@ -47,7 +58,6 @@ def _train(epochs: int, lr: float = 1e-3, batch_size: int = 100) -> dict:
 class Autoencoder(Model):
     """x -> z = encoder(x) -> x_hat = decoder(z); trained to reconstruct x (no noise, no prior)."""
 
-    dataset = "mnist-grey"  # engine.api.make_trainer feeds grey levels in [0, 1]
     presets = {
         "deep": {"config": {"hidden": (1000, 500, 250), "code": 30}, "train": _train(30)},
         # tanh: relu hidden units gave 2-D codes along a few long rays (most digits crammed near 0)
@@ -56,6 +66,7 @@ class Autoencoder(Model):
                                "output": "linear"}, "train": _train(10)},
         "linear": {"config": {"hidden": (), "code": 30, "activation": "linear", "output": "linear"},
                    "train": _train(10)},
+        "faces": {"config": FACES, "train": _train(40, lr=1e-4, batch_size=20)},
         "tiny": {"config": {"hidden": (16,), "code": 2}, "train": _train(1)},
     }
 
@@ -69,11 +80,25 @@ class Autoencoder(Model):
         sizes = (config.n_visible, *config.hidden, config.code)
         if min(sizes) < 1:
             raise ValueError(f"layer sizes must be positive, got {sizes}")
+        if config.init not in ("random", "pca"):
+            raise ValueError(f"init must be 'random' or 'pca', got {config.init!r}")
+        if config.init == "pca" and not (config.activation == "relu" and config.code_activation == config.output
+                                         == "linear" and min(config.hidden, default=0) >= 2 * config.code):
+            raise ValueError("init='pca' needs relu hidden layers of at least 2 * code units, a linear code and "
+                             "linear outputs")
         self.encoder = mlp(sizes, activation=config.activation, final=config.code_activation)
         self.decoder = mlp(sizes[::-1], activation=config.activation)  # (B, K) -> (B, D) pre-activations
         # A Gaussian fitted to held-out codes (updated by monitor()/fit_codes()), used only by sample().
         self.register_buffer("code_mean", torch.zeros(config.code))
         self.register_buffer("code_std", torch.ones(config.code))
+        if config.standardize:  # set from the training images by init_from_data, stored with the weights
+            self.register_buffer("input_mean", torch.zeros(config.n_visible))
+            self.register_buffer("input_scale", torch.ones(()))
+
+    @property
+    def dataset(self) -> str:
+        """The training data engine.api.make_trainer feeds (grey levels in [0, 1]): the config's `dataset`."""
+        return self.config.dataset
 
     @property
     def linear(self) -> bool:
@@ -84,6 +109,8 @@ class Autoencoder(Model):
     # --- encoder and decoder ------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes: (B, D) -> (B, K)."""
+        if self.config.standardize:
+            x = (x - self.input_mean) / self.input_scale  # (B, D), centred: faces differ by small deviations
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -101,9 +128,48 @@ class Autoencoder(Model):
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
         """With linear outputs, start the output bias at the mean image of x (N, D): the gradient then only
-        has to find the subspace, not the mean (which made Adam crawl on MNIST's uncentred pixels)."""
+        has to find the subspace, not the mean (which made Adam crawl on MNIST's uncentred pixels).
+        With `standardize`, also set the input's mean image and scale, and start logistic outputs at the
+        mean image (bias = logit of the mean, clamped to [0.01, 0.99])."""
+        mean = x.mean(0)  # (D,)
         if self.config.output == "linear":
-            self.decoder[-2].bias.copy_(x.mean(0))
+            self.decoder[-2].bias.copy_(mean)
+        if self.config.standardize:
+            self.input_mean.copy_(mean)
+            self.input_scale.copy_(x.std().clamp_min(1e-6))
+            if self.config.output == "sigmoid":
+                self.decoder[-2].bias.copy_(torch.logit(mean.clamp(0.01, 0.99)))
+        if self.config.init == "pca":
+            self.init_as_pca(x)
+
+    @torch.no_grad()
+    def init_as_pca(self, x: torch.Tensor) -> None:
+        """Set the weights so that the network computes PCA(K) of x (N, D) exactly; the other units keep their
+        random weights (with zero weight into the code and into the output) and are free to learn.
+
+        The top-K projections p = C (x - mean) travel through the relu layers as the pairs relu(p), relu(-p)
+        in the first 2K units of every hidden layer (relu(a) - relu(-a) = a); the code is their difference,
+        the decoder mirrors this, and the output layer adds C^T z to the mean image."""
+        from engine.pca import fit_pca
+
+        k, pca = self.config.code, fit_pca(x, self.config.code)
+        C, eye = pca.components, torch.eye(k)  # (K, D), (K, K)
+        scale = self.input_scale if self.config.standardize else torch.ones(())
+        shift = self.input_mean if self.config.standardize else torch.zeros_like(pca.mean)
+        enc, dec = self.encoder[0::2], self.decoder[0::2]  # the Linear layers
+        first = enc[0]
+        first.weight[:2 * k] = torch.cat([C, -C]) * scale  # on standardized input u = (x - mean) / scale
+        first.bias[:2 * k] = torch.cat([C, -C]) @ (shift - pca.mean)
+        for layer in (*enc[1:-1], *dec[1:-1]):
+            _pass_through(layer, 2 * k)
+        enc[-1].weight.zero_()
+        enc[-1].weight[:, :2 * k] = torch.cat([eye, -eye], 1)  # z = relu(p) - relu(-p) = p
+        enc[-1].bias.zero_()
+        dec[0].weight[:2 * k] = torch.cat([eye, -eye])  # (2K, K): the pair relu(z), relu(-z)
+        dec[0].bias[:2 * k] = 0
+        dec[-1].weight.zero_()
+        dec[-1].weight[:, :2 * k] = torch.cat([C, -C]).t()  # (D, 2K)
+        dec[-1].bias.copy_(pca.mean)
 
     # --- the model contract -------------------------------------------------------------------
     def loss(self, batch: torch.Tensor, *, generator=None) -> dict[str, torch.Tensor]:
@@ -152,3 +218,10 @@ class Autoencoder(Model):
         W = self.decoder_basis()[:, :n].t()  # (n, D)
         scale = W.abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
         return (0.5 + 0.5 * W / scale).reshape(-1, *self.config.image_shape).float().cpu().numpy()
+
+
+def _pass_through(layer: nn.Linear, n: int) -> None:
+    """The first n outputs of `layer` copy its first n inputs (nonnegative, so relu keeps them)."""
+    layer.weight[:n] = 0
+    layer.weight[:n, :n] = torch.eye(n)
+    layer.bias[:n] = 0

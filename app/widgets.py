@@ -15,6 +15,18 @@ def header(title: str, idea: str, *formulas: str) -> None:
         st.latex(formula)
 
 
+def view_selector(labels: dict[str, str], *, key: str) -> str:
+    """The page's views as a segmented control, one idea per screen, shared by URL as ?view=...
+
+    labels: view id -> button label, in display order; the first is the default. Returns the chosen id."""
+    ids = list(labels)
+    view = st.segmented_control("View", ids, format_func=labels.get, key=key, required=True,
+                                default=url_choice("view", ids, ids[0]), label_visibility="collapsed")
+    share(view=view)
+    st.divider()
+    return view
+
+
 def url_choice(key: str, options: Sequence[str], default: str) -> str:
     """The value of query parameter `key` if it is one of `options`, else `default` (with a visible note)."""
     raw = st.query_params.get(key)

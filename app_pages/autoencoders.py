@@ -1,7 +1,5 @@
 """Autoencoders vs PCA: the lecture's slides "Autoencoder", "Deep Autoencoder" and "Deep Autoencoder:
 Information Retrieval", on real models."""
-import streamlit as st
-
 from app import ae_views as views
 from app import widgets
 
@@ -24,9 +22,5 @@ VIEWS = {
 }
 
 views.require_mnist()
-view = st.segmented_control("View", list(VIEWS), format_func=lambda k: VIEWS[k][0], key="ae_view",
-                            default=widgets.url_choice("view", list(VIEWS), next(iter(VIEWS))), required=True,
-                            label_visibility="collapsed")
-widgets.share(view=view)
-st.divider()
+view = widgets.view_selector({k: v[0] for k, v in VIEWS.items()}, key="ae_view")
 VIEWS[view][1]()

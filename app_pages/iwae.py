@@ -18,9 +18,5 @@ require_mnist()
 if not views.models_for_bound():
     st.info("No VAE or IWAE checkpoint is bundled with this installation.")
     st.stop()
-view = st.segmented_control("View", list(VIEWS), format_func=lambda k: VIEWS[k][0], key="iwae_view",
-                            default=widgets.url_choice("view", list(VIEWS), "bound"), required=True,
-                            label_visibility="collapsed")
-widgets.share(view=view)
-st.divider()
+view = widgets.view_selector({k: v[0] for k, v in VIEWS.items()}, key="iwae_view")
 VIEWS[view][1]()

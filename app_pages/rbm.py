@@ -32,10 +32,5 @@ if source is None:
     st.info("No RBM is available: none is bundled with this installation. Train one below, "
             "or run `make train-bundled`.")
     VIEWS = {"train": VIEWS["train"]}
-default = next(iter(VIEWS))
-view = st.segmented_control("View", list(VIEWS), format_func=lambda k: VIEWS[k][0], key="rbm_view",
-                            default=widgets.url_choice("view", list(VIEWS), default), required=True,
-                            label_visibility="collapsed")
-widgets.share(view=view)
-st.divider()
+view = widgets.view_selector({k: v[0] for k, v in VIEWS.items()}, key="rbm_view")
 VIEWS[view][1](source)

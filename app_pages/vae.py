@@ -1,7 +1,5 @@
 """Variational autoencoders: the lecture's slides "Variational Autoencoders", "Variational Bound",
 "Reparameterization", "Computing Gradients" and "VAE Assumptions", live on bundled models."""
-import streamlit as st
-
 from app import vae_views as views
 from app import widgets
 from app.resources import require_mnist
@@ -23,9 +21,5 @@ VIEWS = {
 }
 VIEWS = {key: v for key, v in VIEWS.items() if v[2] is None or views.available(v[2])}
 require_mnist()
-view = st.segmented_control("View", list(VIEWS), format_func=lambda k: VIEWS[k][0], key="vae_view",
-                            default=widgets.url_choice("view", list(VIEWS), next(iter(VIEWS))), required=True,
-                            label_visibility="collapsed")
-widgets.share(view=view)
-st.divider()
+view = widgets.view_selector({k: v[0] for k, v in VIEWS.items()}, key="vae_view")
 VIEWS[view][1]()

@@ -16,6 +16,7 @@ import torch
 
 from engine import api, cards, checkpoint
 from engine.device import pick
+from engine.snapshots import SnapshotRecorder
 
 
 def _bar(fraction: float, text: str) -> None:
@@ -46,16 +47,27 @@ def cmd_train(args) -> None:
     trainer = api.make_trainer(model, recipe["train"], seed=args.seed)
     if resume:
         trainer.load_state_dict(resume)
+    recorder = SnapshotRecorder(model) if getattr(model, "records_snapshots", False) else None
     start = time.time()
     for m in trainer.run():
         shown = {k: round(v, 3) for k, v in m.items() if isinstance(v, float) and k not in ("progress", "elapsed_s")}
         _bar(m["progress"], f"epoch {m['epoch']} step {m['step']} {shown}")
+        if recorder:
+            recorder.update(m)
         if m.get("epoch_end"):
             checkpoint.save(model, out)
             checkpoint.save_resume_state(trainer.state_dict(), out)
+            if recorder:
+                recorder.save(out)
     sys.stderr.write("\n")
     history = {"steps": trainer.step, "epochs": trainer.epoch, "seconds": round(time.time() - start, 1),
                "preset": args.preset, "seed": args.seed, "train": recipe["train"], "device": str(device)}
+    if hasattr(model, "recalibrate"):  # e.g. a GAN generator's BatchNorm statistics at the final weights
+        model.recalibrate()
+    if recorder:  # the fixed-noise grid over training (snapshots.safetensors) and the curves
+        recorder.keep(trainer.step, model.preview())
+        recorder.save(out)
+        history["curves"] = recorder.curves
     checkpoint.save(model, out, metrics={"training": history})
     print(f"saved {out} after {trainer.step} steps")
     if args.ais_runs:
@@ -107,6 +119,16 @@ def _evaluate_autoencoder(model, out: Path) -> None:
           + (f"; precision@{ret['k']}: {ret['autoencoder']:.3f} vs {ret['pca']:.3f}" if ret else ""))
 
 
+def _evaluate_gan(model, out: Path, n: int) -> None:
+    """FD, precision and recall of n samples vs the MNIST test set, and the real-digit floor."""
+    result = api.evaluate_generator(model, api.load("mnist-classifier"), n=n)
+    metrics = {**api.read_metrics(out), "quality": result}
+    checkpoint.save(model, out, card=cards.gan_card(model, metrics), metrics=metrics)
+    for who in ("model", "floor"):
+        r = result[who]
+        print(f"{who}: FD {r['fd']:.2f}, precision {r['precision']:.3f}, recall {r['recall']:.3f} ({r['n']} digits)")
+
+
 def cmd_eval(args) -> None:
     model = api.load(args.checkpoint)
     folder = api.resolve(args.checkpoint)
@@ -114,6 +136,12 @@ def cmd_eval(args) -> None:
         _evaluate(model, folder, args.ais_runs, args.ais_betas)
     elif model.model_type == "autoencoder":
         _evaluate_autoencoder(model, folder)
+    elif model.model_type == "dcgan":
+        _evaluate_gan(model, folder, args.gan_samples)
+    elif model.model_type == "mnist-classifier":
+        metrics = {**api.read_metrics(folder), "test": api.classifier_accuracy(model)}
+        checkpoint.save(model, folder, card=cards.classifier_card(model, metrics), metrics=metrics)
+        print(f"test accuracy {metrics['test']['accuracy']:.4f}")
     elif hasattr(model, "log_prob"):
         _evaluate_vae(model, folder, args.is_k, args.is_images)
     else:
@@ -157,6 +185,7 @@ def main(argv=None) -> None:
     e.add_argument("--ais-betas", type=int, default=14500)
     e.add_argument("--is-k", type=int, default=5000, help="importance samples per image (VAE/IWAE)")
     e.add_argument("--is-images", type=int, default=2000, help="test images for the IS estimate")
+    e.add_argument("--gan-samples", type=int, default=10_000, help="generated digits for FD/precision/recall")
     e.set_defaults(func=cmd_eval)
     s = sub.add_parser("sample", help="write a PNG grid of samples")
     s.add_argument("checkpoint")

@@ -17,6 +17,9 @@ from engine.checkpoint import CheckpointError  # noqa: F401
 from engine.data import DatasetUnavailable, faces, mnist  # noqa: F401
 from engine.device import background_threads, cap_threads, pick  # noqa: F401
 from engine.models.rbm import filters_as_images  # noqa: F401
+from engine.models import classifier
+from engine.quality import classifier_accuracy, evaluate_generator  # noqa: F401
+from engine.snapshots import load_snapshots  # noqa: F401
 from engine.models.vae import latent_path  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais
 from engine.pca import PCA, fit_pca, nearest_neighbours, precision_at_k, principal_angles, squared_error  # noqa: F401
@@ -88,6 +91,10 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
         monitor = mnist.binarized("valid") if binary else mnist.images("valid")
         batches, n_train = (lambda g: mnist.batches("train", batch_size, generator=g, binary=binary),
                             len(mnist.images("train")))
+    elif dataset == "mnist-labelled":  # (B, 785) rows: grey levels and the digit (the classifier)
+        train, monitor = (classifier.labelled(mnist.images(s), mnist.labels(s)) for s in ("train", "valid"))
+        batches, n_train = (lambda g: classifier.labelled_batches(train[:, :-1], train[:, -1], batch_size, generator=g),
+                            len(train))
     else:
         raise ValueError(f"make_trainer does not know the dataset {dataset!r}")
     trainer = Trainer(model=model, epochs=epochs, hparams=settings, seed=seed, log_every=log_every,

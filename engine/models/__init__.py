@@ -1,2 +1,3 @@
 """One file per model family; importing this package registers them all."""
 from engine.models import autoencoder, classifier, dcgan, rbm, vae  # noqa: F401
+from engine.models import gan2d  # noqa: F401

@@ -138,6 +138,12 @@ def cmd_eval(args) -> None:
         _evaluate_autoencoder(model, folder)
     elif model.model_type == "dcgan":
         _evaluate_gan(model, folder, args.gan_samples)
+    elif model.model_type == "pointgan":  # shapes covered, Chamfer fidelity vs real-to-real; float16 weights
+        checkpoint.save(model, folder, dtype=torch.float16)
+        model = api.load(folder)  # measure what is stored
+        metrics = {**api.read_metrics(folder), **api.evaluate_pointgan(model)}
+        checkpoint.save(model, folder, card=cards.pointgan_card(model, metrics), metrics=metrics, dtype=torch.float16)
+        print(json.dumps({k: metrics[k] for k in ("shapes", "chamfer")}, indent=1))
     elif model.model_type == "mnist-classifier":
         metrics = {**api.read_metrics(folder), "test": api.classifier_accuracy(model)}
         checkpoint.save(model, folder, card=cards.classifier_card(model, metrics), metrics=metrics)

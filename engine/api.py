@@ -26,6 +26,8 @@ from engine.gan_lab import EVAL_EVERY as LAB_EVAL_EVERY, EVAL_POINTS as LAB_EVAL
 from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAULTS, PRESETS as LAB_PRESETS  # noqa: F401
 from engine.gan_lab import Lab, LabSettings  # noqa: F401
 from engine.nn.adversarial import LABELS as LOSS_LABELS, LOSSES  # noqa: F401
+from engine.data import shapes3d  # noqa: F401  (the point-cloud GAN's shapes, Chamfer distance, labels)
+from engine.models.pointgan import evaluate as evaluate_pointgan, latents_by_shape  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais
 from engine.pca import PCA, fit_pca, nearest_neighbours, precision_at_k, principal_angles, squared_error  # noqa: F401
 from engine.train import Trainer
@@ -100,6 +102,10 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
         train, monitor = (classifier.labelled(mnist.images(s), mnist.labels(s)) for s in ("train", "valid"))
         batches, n_train = (lambda g: classifier.labelled_batches(train[:, :-1], train[:, -1], batch_size, generator=g),
                             len(train))
+    elif dataset == "shapes3d":  # procedural point clouds: fresh clouds every epoch, 10,000 per epoch
+        n = model.config.n_points
+        batches, n_train, monitor = (lambda g: shapes3d.batches(batch_size, n_points=n, generator=g), 10_000,
+                                     shapes3d.dataset(250, n_points=n, seed=99)[0])
     else:
         raise ValueError(f"make_trainer does not know the dataset {dataset!r}")
     trainer = Trainer(model=model, epochs=epochs, hparams=settings, seed=seed, log_every=log_every,

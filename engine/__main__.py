@@ -142,6 +142,11 @@ def cmd_eval(args) -> None:
         checkpoint.save(model, folder, dtype=torch.float16)
         model = api.load(folder)  # measure what is stored
         metrics = {**api.read_metrics(folder), **api.evaluate_pointgan(model)}
+    elif model.model_type in ("planar", "realnvp2d"):  # 2-D flows: KL / NLL with grid checks, and the card
+        result = api.evaluate_flow2d(model)
+        checkpoint.save(model, folder, card=cards.flow2d_card(model, {**api.read_metrics(folder), **result}),
+                        metrics={**api.read_metrics(folder), **result})
+        print(json.dumps(result, indent=1))
         checkpoint.save(model, folder, card=cards.pointgan_card(model, metrics), metrics=metrics, dtype=torch.float16)
         print(json.dumps({k: metrics[k] for k in ("shapes", "chamfer")}, indent=1))
     elif model.model_type == "mnist-classifier":

@@ -21,6 +21,8 @@ from engine.models import classifier
 from engine.quality import classifier_accuracy, evaluate_generator  # noqa: F401
 from engine.snapshots import load_snapshots  # noqa: F401
 from engine.models.vae import latent_path  # noqa: F401
+from engine.data import energies2d, toy2d  # noqa: F401  (2-D flows: the targets U1..U4, point sets)
+from engine.models import planar as planar_flows, realnvp2d  # noqa: F401  (2-D flows: evaluation, grids)
 from engine.data import toy2d  # noqa: F401  (the 2-D GAN lab's targets and a user's point set)
 from engine.gan_lab import EVAL_EVERY as LAB_EVAL_EVERY, EVAL_POINTS as LAB_EVAL_POINTS  # noqa: F401
 from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAULTS, PRESETS as LAB_PRESETS  # noqa: F401
@@ -85,6 +87,8 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
     (dynamically binarized, the default), "mnist-grey" (grey levels in [0, 1]) or "faces-25" (Olivetti
     faces at 25x25 in [0, 1], training persons with random flips and 1-pixel shifts; monitored on the
     validation persons). `settings`: epochs, batch_size, and the optimizer's hyperparameters."""
+    if hasattr(model, "batch_source"):  # 2-D flows: batches made in memory (base noise or points)
+        return make_flow2d_trainer(model, settings, seed=seed, cancel=cancel, log_every=log_every)
     settings = dict(settings)
     epochs, batch_size = int(settings.pop("epochs")), int(settings.pop("batch_size"))
     if "matmul" in settings:
@@ -114,6 +118,26 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
     if cancel is not None:
         trainer.cancel = cancel
     return trainer
+
+
+def make_flow2d_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Event | None = None,
+                        log_every: int = 100, points: torch.Tensor | None = None) -> Trainer:
+    """A Trainer for a 2-D flow whose batches the model makes itself (`model.batch_source`): base noise
+    for a planar flow's reverse KL, or 2-D points (a toy set, or the user's `points`) for a RealNVP.
+    `settings`: epochs, steps_per_epoch, batch_size, and the optimizer's hyperparameters."""
+    settings = dict(settings)
+    epochs, batch_size = int(settings.pop("epochs")), int(settings.pop("batch_size"))
+    steps = int(settings.pop("steps_per_epoch"))
+    trainer = Trainer(model=model, epochs=epochs, hparams=settings, seed=seed, log_every=log_every,
+                      batches=model.batch_source(batch_size, steps, points), steps_per_epoch=steps)
+    if cancel is not None:
+        trainer.cancel = cancel
+    return trainer
+
+
+def evaluate_flow2d(model) -> dict:
+    """A planar flow's reverse KL (Monte-Carlo, with a grid check) or a 2-D Real NVP's held-out NLL."""
+    return (planar_flows if model.model_type == "planar" else realnvp2d).evaluate(model)
 
 
 def training_images(dataset: str) -> torch.Tensor:

@@ -82,6 +82,15 @@ def spiral(n: int, generator: torch.Generator | None, noise: float = 0.05) -> to
     return pts + noise * torch.randn(n, 2, generator=generator)
 
 
+def rings(n: int, generator: torch.Generator | None, noise: float = 0.08) -> torch.Tensor:
+    """Two concentric circles, radius 1 and 2.2, points spread evenly along their length: (n, 2)."""
+    outer = torch.rand(n, generator=generator) < 2.2 / 3.2
+    angle = 2 * math.pi * torch.rand(n, generator=generator)
+    radius = torch.where(outer, 2.2, 1.0)
+    pts = radius[:, None] * torch.stack([angle.cos(), angle.sin()], 1)
+    return pts + noise * torch.randn(n, 2, generator=generator)
+
+
 def from_points(points: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
     """n draws with replacement from a (M, 2) set, each moved by N(0, JITTER^2): (n, 2)."""
     which = torch.randint(len(points), (n,), generator=generator)

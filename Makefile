@@ -12,7 +12,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv test-deps chromium run test bench train-bundled train-ae train-vae clean
+.PHONY: venv test-deps chromium run test bench train-bundled train-ae train-vae train-gan clean
 
 venv: $(RUNTIME_STAMP)
 

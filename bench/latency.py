@@ -1,4 +1,5 @@
-"""Control-to-image latency in the real browser: the RBM page and the VAE page's latent sliders.
+"""Control-to-image latency in the real browser: the RBM page, the VAE page's latent sliders and the GAN
+page's interpolation slider.
 
 Starts `streamlit run` on a free loopback port and, in headless Chromium, 30 times moves a slider with
 the keyboard for each case in CASES, timing from the key press to the moment the image in the page has
@@ -6,6 +7,7 @@ a new source. Prints p50/p95 against the target (p95 within 250 ms; Streamlit's 
 about 200 ms).
 
     .venv/bin/python bench/latency.py            (or: make bench)
+    .venv/bin/python bench/latency.py gan        (only the cases whose page path contains "gan")
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ def start_server(port: int):
 CASES = [
     ("RBM page, 'Features shown' slider -> new decomposition image", "rbm?view=features", "Features shown", "last"),
     ("VAE page, latent slider z1 -> new decoded image", "vae?view=sliders", "z1", "first"),
+    ("GAN page, interpolation t slider -> new decoded image", "gan?view=interpolate", "t (position on the path)",
+     "last"),
 ]
 
 
@@ -82,7 +86,8 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            for name, path, slider, which in CASES:
+            chosen = [c for c in CASES if not sys.argv[1:] or any(a in c[1] for a in sys.argv[1:])]
+            for name, path, slider, which in chosen:
                 report(name, measure(page, f"http://127.0.0.1:{port}", path, slider, which))
             browser.close()
     finally:

@@ -48,6 +48,9 @@ def cmd_train(args) -> None:
     if resume:
         trainer.load_state_dict(resume)
     recorder = SnapshotRecorder(model) if getattr(model, "records_snapshots", False) else None
+    earlier = api.read_metrics(out).get("training", {}) if resume else {}
+    if recorder and resume:
+        recorder.restore(out, earlier.get("curves"))
     start = time.time()
     for m in trainer.run():
         shown = {k: round(v, 3) for k, v in m.items() if isinstance(v, float) and k not in ("progress", "elapsed_s")}
@@ -62,6 +65,9 @@ def cmd_train(args) -> None:
     sys.stderr.write("\n")
     history = {"steps": trainer.step, "epochs": trainer.epoch, "seconds": round(time.time() - start, 1),
                "preset": args.preset, "seed": args.seed, "train": recipe["train"], "device": str(device)}
+    if earlier.get("seconds"):  # resumed: the time of the earlier sessions counts too
+        history.update(seconds=round(history["seconds"] + earlier["seconds"], 1),
+                       sessions=earlier.get("sessions", 1) + 1)
     if hasattr(model, "recalibrate"):  # e.g. a GAN generator's BatchNorm statistics at the final weights
         model.recalibrate()
     if recorder:  # the fixed-noise grid over training (snapshots.safetensors) and the curves

@@ -42,6 +42,16 @@ class SnapshotRecorder:
         self.curves: dict[str, list[float]] = {"step": []}
         self.next_due = min_gap
 
+    def restore(self, folder: str | Path, curves: dict | None) -> None:
+        """Continue the snapshots and curves of an earlier run saved in `folder` (training resumed)."""
+        try:
+            steps, images = load_snapshots(folder)
+        except CheckpointError:
+            return
+        self.steps, self.images = [int(s) for s in steps], list(images)
+        self.curves = {k: list(v) for k, v in (curves or {"step": []}).items()}
+        self.next_due = max(self.steps[-1] + self.min_gap, int(self.steps[-1] * self.growth))
+
     def update(self, m: dict) -> None:
         """Record the curves of a log point and keep its preview when a snapshot is due."""
         if "preview" not in m or m.get("cancelled"):

@@ -58,7 +58,7 @@ class Classifier(Model):
 
     dataset = "mnist-labelled"
     presets = {
-        "bundled": {"config": {}, "train": {"epochs": 3, "batch_size": 64, "lr": 1e-3}},
+        "bundled": {"config": {}, "train": {"epochs": 2, "batch_size": 64, "lr": 1e-3}},
         "tiny": {"config": {"width": 4, "features": 8}, "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3}},
     }
 

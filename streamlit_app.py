@@ -22,5 +22,7 @@ pages = {
         st.Page("app_pages/iwae.py", title="Importance-weighted AEs", icon=":material/stacked_line_chart:",
                 url_path="iwae"),
     ],
+    "Normalizing flows": [st.Page("app_pages/flows.py", title="Normalizing flows", icon=":material/waves:",
+                                  url_path="flows")],
 }
 st.navigation(pages).run()

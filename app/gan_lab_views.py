@@ -22,7 +22,8 @@ from engine import api
 
 log = logging.getLogger(__name__)
 KEY = "gan_lab_runner"
-REFRESH_S = 0.7  # the board redraws this often while playing
+REFRESH_S = 1.0  # the board redraws this often while playing
+CURVES_S = 3.0  # and the curves this often
 IDLE_S = 20.0  # the worker pauses itself when no page has drawn it for this long (tab closed)
 MAX_STEPS = 50_000  # and stops at this many steps, so a forgotten lab never trains forever
 CHUNK = 5  # rounds between checks of the pause flag
@@ -161,8 +162,11 @@ def _lab() -> None:
         st.caption(f"**{api.LAB_PRESETS[runner.preset][0]}.** {api.LAB_PRESETS[runner.preset][2]}")
     if runner.playing.is_set():
         _live_board()
+        _live_curves()
     else:
-        _board(runner)
+        panels = _board(runner)
+        snap = _curves(runner)
+        _downloads(snap, panels)
     _share(runner)
 
 
@@ -233,9 +237,24 @@ def _live_board() -> None:
     _board(runner)
 
 
-def _board(runner: Runner) -> None:
+@st.fragment(run_every=CURVES_S)
+def _live_curves() -> None:
+    runner = st.session_state.get(KEY)
+    if runner is not None:
+        _curves(runner)
+
+
+PANELS = [  # title and legend (markdown, one line), figure
+    ("**Real vs generated** &nbsp; :gray[●] real &nbsp; :orange[●] generated", plots.samples),
+    ("**{value}** &nbsp; :red[■] {low} (fake) &nbsp; :blue[■] {high} (real)", plots.value_map),
+    ("**G's map of the noise {grid}** &nbsp; :blue[━] z₂ fixed &nbsp; :violet[━] z₁ fixed", plots.manifold),
+    ("**−∂(G's loss)/∂x**: where G's next step pushes its points", plots.arrows),
+]
+
+
+def _board(runner: Runner) -> list[bytes]:
+    """The status line and the four panels; returns the panels' images (JPEG bytes)."""
     snap = runner.lab.snapshot()
-    e, cfg = api.LAB_EXTENT, {"displaylogo": False}
     state = "playing" if runner.playing.is_set() else "paused"
     st.markdown(f"#### Step {snap.step:,} · {snap.d_updates:,} D updates · {snap.steps_per_s:.0f} steps/s · {state}")
     if runner.note:
@@ -243,19 +262,30 @@ def _board(runner: Runner) -> None:
     if not np.isfinite(snap.fake).all():
         st.error("Training diverged: the generated points are no longer finite numbers. Lower the learning rates "
                  "and press Reset.")
-    top = st.columns(2)
-    top[0].plotly_chart(plots.samples(snap, e), key="lab_fig_samples", config=cfg)
-    top[1].plotly_chart(plots.value_map(snap, e), key="lab_fig_value", config=cfg)
-    bottom = st.columns(2)
-    bottom[0].plotly_chart(plots.manifold(snap, e), key="lab_fig_manifold", config=cfg)
-    bottom[1].plotly_chart(plots.arrows(snap, e), key="lab_fig_arrows", config=cfg)
+    critic = snap.value_label != "D(x)"
+    names = {"value": "Critic f(x)" if critic else "Discriminator D(x)", "low": "low" if critic else "0",
+             "high": "high" if critic else "1", "grid": "grid" if snap.settings.noise_dim > 1 else "line"}
+    panels = []
+    for i, (title, draw) in enumerate(PANELS):
+        if i % 2 == 0:
+            row = st.columns(2, gap="medium")
+        image = draw(snap, api.LAB_EXTENT)
+        panels.append(image)
+        with row[i % 2]:
+            st.markdown(title.format(**names))
+            st.image(image, width="stretch", output_format="JPEG")
+    return panels
+
+
+def _curves(runner: Runner):
+    snap = runner.lab.snapshot(resolution=2, arrows=1)
+    cfg = {"displaylogo": False}
     curves, coverage, numbers = st.columns([2, 1.5, 1])
     curves.plotly_chart(plots.curves(snap), key="lab_fig_curves", config=cfg)
     coverage.plotly_chart(plots.coverage_curve(snap), key="lab_fig_coverage", config=cfg)
     with numbers:
         _numbers(snap)
-    if state == "paused":
-        _downloads(runner, snap)
+    return snap
 
 
 def _numbers(snap) -> None:
@@ -272,19 +302,21 @@ def _numbers(snap) -> None:
                    f"sample within {c['radius']} of a real point; covered: a real point within {c['radius']} of a sample.")
 
 
-def _downloads(runner: Runner, snap) -> None:
+def _downloads(snap, panels: list[bytes]) -> None:
     run = {"settings": asdict(snap.settings), "step": snap.step, "d_updates": snap.d_updates,
            "coverage": snap.coverage, "coverage_curve": {k: v.tolist() for k, v in snap.coverage_curve.items()},
            "losses": {k: v.tolist() for k, v in snap.curves.items()}}
-    c1, c2 = st.columns(2)
+    rows = [{"kind": "real", "x": float(x), "y": float(y)} for x, y in snap.real] + \
+           [{"kind": "generated", "x": float(x), "y": float(y)} for x, y in snap.fake]
+    c1, c2, c3, _ = st.columns([1, 1, 1, 2])
     with c1:
+        widgets.download_png(plots.board_png(panels), f"gan-lab-step{snap.step}.png", key="lab_dl_png",
+                             label="Panels as PNG")
+    with c2:
         widgets.download_json(json.loads(json.dumps(run, default=float)), "gan-lab-run.json", key="lab_dl_json",
                               label="Run as JSON")
-    with c2:
-        rows = [{"kind": "real", "x": float(x), "y": float(y)} for x, y in snap.real] + \
-               [{"kind": "generated", "x": float(x), "y": float(y)} for x, y in snap.fake]
+    with c3:
         widgets.download_csv(rows, "gan-lab-points.csv", key="lab_dl_csv", label="Points as CSV")
-    st.caption("Each chart downloads as PNG from its camera icon (top right of the chart).")
 
 
 def _share(runner: Runner) -> None:

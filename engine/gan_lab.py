@@ -87,7 +87,7 @@ class Snapshot:
 class Lab:
     settings: LabSettings = field(default_factory=LabSettings)
     points: torch.Tensor | None = None  # the user's standardized set, for target "points"
-    view_points: int = 1000
+    view_points: int = 600
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -180,7 +180,7 @@ class Lab:
                 return toy2d.coverage(self.settings.target, self.model.generate(self.eval_z), self.eval_real)
 
     # --- what the page draws -------------------------------------------------------------------
-    def snapshot(self, *, resolution: int = 64, arrows: int = 160, max_points: int = 400) -> Snapshot:
+    def snapshot(self, *, resolution: int = 64, arrows: int = 120, max_points: int = 300) -> Snapshot:
         with self.lock:
             m = self.model
             with torch.no_grad():

@@ -5,10 +5,24 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.browser import assert_no_exception, open_page, screenshot, wait_idle
+from tests.browser import assert_no_exception, open_page, wait_idle
 from tests.conftest import ARTIFACTS
 
 STEP = re.compile(r"Step ([\d,]+) ·")
+DRAWN = """() => [...document.querySelectorAll('[data-testid=stImage] img')].filter(i => i.complete && i.naturalWidth > 0)
+  .length >= 4 && [...document.querySelectorAll('[data-testid=stPlotlyChart]')].filter(
+  c => c.querySelector('.main-svg') && c.getBoundingClientRect().height > 100).length >= 2"""  # 2x2 panels, 2 curves
+
+
+def board_screenshot(page: Page, path) -> None:
+    """Full-length screenshot of a board that redraws while it trains: wait until its panels and charts are
+    drawn (tests.browser.screenshot waits for every chart, including ones a redraw is about to replace)."""
+    height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                           "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": max(900, min(int(height) + 40, 6000))})
+    page.wait_for_function(DRAWN, timeout=30_000)
+    page.wait_for_timeout(400)
+    page.screenshot(path=path, full_page=True)
 
 
 def shown_step(page: Page) -> int:
@@ -28,7 +42,7 @@ def test_play_advances_the_step_counter_and_pause_stops_it(page: Page, app_url: 
     page.wait_for_function(f"() => {{ const m = document.body.innerText.match(/Step ([\\d,]+) ·/); "
                            f"return m && parseInt(m[1].replace(/,/g, '')) > {first}; }}", timeout=30_000, polling=250)
     page.wait_for_timeout(1500)  # let a few frames draw: the screenshot shows a run in progress
-    screenshot(page, ARTIFACTS / "gan-lab.png")
+    board_screenshot(page, ARTIFACTS / "gan-lab.png")
     page.get_by_role("button", name="Pause").click()
     wait_idle(page)
     expect(page.get_by_text("paused", exact=False).first).to_be_visible()
@@ -38,12 +52,12 @@ def test_play_advances_the_step_counter_and_pause_stops_it(page: Page, app_url: 
     assert_no_exception(page)
 
 
-def test_step_g_moves_the_counter_once(page: Page, app_url: str):
+def test_step_buttons_move_the_counter_once(page: Page, app_url: str):
     open_page(page, f"{app_url}/gan?view=lab&preset=collapse")
-    page.get_by_role("button", name="Both").click()
+    page.get_by_role("button", name="Step both").click()
     wait_idle(page)
     assert shown_step(page) == 1
-    page.get_by_role("button", name="G", exact=True).click()
+    page.get_by_role("button", name="Step G").click()
     wait_idle(page)
     assert shown_step(page) == 2
     assert_no_exception(page)

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
+from tests.test_pages import image_urls
 
 STEP = re.compile(r"Step ([\d,]+) · ([\d,]+) D updates")
 
@@ -48,7 +49,7 @@ def test_lab_is_the_default_view_and_draws_every_panel(lab_at):
     assert at.title[0].value == "Generative adversarial networks"
     assert not at.error and not at.warning
     assert counters(at) == (0, 0)
-    assert len(at.get("plotly_chart")) == 6  # 2x2 panels, losses, coverage
+    assert len(image_urls(at)) == 4 and len(at.get("plotly_chart")) == 2  # 2x2 panels; losses, coverage
     assert at.selectbox(key="lab_preset").value == "collapse"
     assert any("Modes covered" in m.label for m in at.metric)
 
@@ -70,10 +71,12 @@ def test_a_bad_preset_in_the_url_is_a_warning(lab_at):
     assert at.selectbox(key="lab_preset").value == "collapse"
 
 
-def test_step_buttons_change_the_counters(lab_at):
+def test_step_buttons_change_the_counters_and_the_panels(lab_at):
     at = lab_at(preset="wgan-gp")
+    before = image_urls(at)
     ok(at.button(key="lab_step_d").click().run())
     assert counters(at) == (0, 1)
+    assert image_urls(at)[1] != before[1] and image_urls(at)[0] == before[0]  # D moved, G did not
     ok(at.button(key="lab_step_g").click().run())
     assert counters(at) == (1, 1)
     ok(at.button(key="lab_step").click().run())

@@ -299,8 +299,9 @@ def pointgan_card(model, metrics: dict) -> str:
         "metrics below were measured with them.", "",
         "## Data",
         "`engine.data.shapes3d`: sphere, torus, cube surface, helix and cone, drawn afresh for every batch "
-        "(10,000 clouds per epoch, shapes equally likely), upright with mild jitter: any spin about the "
-        "vertical axis, a tilt of at most 8 degrees, per-axis scale in [0.9, 1.1], Gaussian noise 0.01.", "",
+        "(10,000 clouds per epoch, shapes equally likely), upright with mild jitter: a spin about the "
+        "vertical axis of at most 10 degrees, a tilt of at most 5 degrees, per-axis scale in [0.9, 1.1], "
+        "Gaussian noise 0.01.", "",
         "## Training",
         f"- generator steps: {tr.get('steps', '?')} ({tr.get('epochs', '?')} epochs), seed {tr.get('seed', '?')}, "
         f"{tr.get('seconds', '?')} s on {tr.get('device', '?')} (one thread)",

@@ -142,11 +142,39 @@ def tiny(seed: int = 0) -> PointGAN:
     return PointGAN(PointGANConfig(**PointGAN.presets["tiny"]["config"]))
 
 
-def test_critic_ignores_the_order_of_points():
-    model = tiny()
+@pytest.mark.parametrize("pool", ["max", "max+mean"])
+def test_critic_ignores_the_order_of_points(pool):
+    torch.manual_seed(0)
+    model = PointGAN(PointGANConfig(n_points=32, latent=4, generator_hidden=(16,), point_features=(8,),
+                                    critic_hidden=(8,), pool=pool))
     x, _ = shapes3d.dataset(3, n_points=32, seed=1)
     perm = torch.randperm(32, generator=g())
     assert torch.allclose(model.critic(x), model.critic(x[:, perm]), atol=1e-6)
+
+
+def test_mean_pool_gives_every_point_a_gradient_and_max_only_some():
+    x, _ = shapes3d.dataset(2, n_points=256, seed=1)
+    touched = {}
+    for pool in ("max", "max+mean"):
+        torch.manual_seed(0)
+        critic = PointGAN(PointGANConfig(point_features=(8,), critic_hidden=(8,), pool=pool)).critic
+        x_ = x.clone().requires_grad_(True)
+        critic(x_).sum().backward()
+        touched[pool] = float((x_.grad.abs().sum(-1) > 0).float().mean())
+    assert touched["max"] < 0.2 and touched["max+mean"] > 0.9
+
+
+def test_learning_rate_falls_linearly_to_the_final_fraction():
+    model = tiny()
+    opt_g, opt_d = model.make_optimizers(lr=1e-3, final_lr_fraction=0.1)
+    for fraction, expected in ((0.0, 1e-3), (0.5, 5.5e-4), (1.0, 1e-4)):
+        opt_g.set_progress(fraction)
+        assert opt_g.param_groups[0]["lr"] == pytest.approx(expected)
+    opt_d.set_progress(0.5)
+    state = opt_d.state_dict()
+    opt_d2 = model.make_optimizers(lr=1e-3, final_lr_fraction=0.1)[1]
+    opt_d2.load_state_dict(state)  # resuming keeps the schedule
+    assert opt_d2.param_groups[0]["lr"] == pytest.approx(5.5e-4)
 
 
 def test_train_step_makes_n_critic_critic_updates_and_one_generator_update():
@@ -169,9 +197,11 @@ def test_training_is_seeded():
     assert outs[0] == outs[2] and torch.equal(outs[1], outs[3])
 
 
-def test_unknown_loss_is_refused():
+def test_unknown_loss_or_pool_is_refused():
     with pytest.raises(ValueError, match="unknown GAN loss"):
         PointGAN(PointGANConfig(loss="hinge"))
+    with pytest.raises(ValueError, match="unknown pool"):
+        PointGAN(PointGANConfig(pool="sum"))
 
 
 def test_latents_by_shape_returns_latents_whose_clouds_have_that_label():

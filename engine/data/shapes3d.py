@@ -9,9 +9,9 @@ files). Every cloud is (N, 3) float32 in the same units (about [-1, 1] on each a
 - helix: three turns of radius 0.6 rising from z = -0.85 to 0.85, with a thin tube (radius 0.04);
 - cone: apex up at z = 0.8, base radius 0.75 at z = -0.8, the slanted side and the base disk, uniform by area.
 
-Jitter (the "mild" setting of the point-cloud slide; the shapes stay upright): a random rotation about the
-vertical axis (any angle), a tilt of at most 8 degrees, a scale factor in [0.9, 1.1] per axis, and
-Gaussian noise of 0.01 per coordinate. Everything is drawn from a `torch.Generator`: same seed, same clouds.
+Jitter (mild, so that a small GAN learns all five shapes well; the shapes stay upright and roughly
+axis-aligned): a spin about the vertical axis of at most 10 degrees, a tilt of at most 5 degrees about a
+random horizontal axis, a scale factor in [0.9, 1.1] per axis, and Gaussian noise of 0.01 per coordinate. Everything is drawn from a `torch.Generator`: same seed, same clouds.
 
 Classification (`classify`): a cloud is centred (mean of its points) and scaled to unit RMS radius, then
 compared by Chamfer distance with templates of the five shapes prepared the same way; the label is the
@@ -112,16 +112,16 @@ def rotation_x(angle: torch.Tensor) -> torch.Tensor:
     return torch.stack([one, zero, zero, zero, c, -s, zero, s, c], 1).reshape(-1, 3, 3)
 
 
-def jitter(clouds: torch.Tensor, g: torch.Generator, *, max_tilt_deg: float = 8.0, scale: float = 0.1,
-           noise: float = 0.01) -> torch.Tensor:
-    """Random spin about z, a small tilt (about x, then spun), per-axis scale in [1-scale, 1+scale], noise.
-    (B, N, 3) -> (B, N, 3)."""
+def jitter(clouds: torch.Tensor, g: torch.Generator, *, max_spin_deg: float = 10.0, max_tilt_deg: float = 5.0,
+           scale: float = 0.1, noise: float = 0.01) -> torch.Tensor:
+    """A small spin about z (uniform in +-max_spin_deg), a tilt of at most max_tilt_deg about a random
+    horizontal axis, per-axis scale in [1-scale, 1+scale], Gaussian noise. (B, N, 3) -> (B, N, 3)."""
     b = len(clouds)
-    spin = rotation_z(2 * math.pi * _uniform(b, g))
-    tilt = rotation_x(math.radians(max_tilt_deg) * (2 * _uniform(b, g) - 1))
-    turn = rotation_z(2 * math.pi * _uniform(b, g))
+    spin = rotation_z(math.radians(max_spin_deg) * (2 * _uniform(b, g) - 1))
+    turn = rotation_z(2 * math.pi * _uniform(b, g))  # direction of the tilt's axis
+    tilt = turn @ rotation_x(math.radians(max_tilt_deg) * (2 * _uniform(b, g) - 1)) @ turn.transpose(1, 2)
     factors = 1 + scale * (2 * torch.rand(b, 1, 3, generator=g) - 1)
-    rot = turn @ tilt @ spin  # (B, 3, 3)
+    rot = tilt @ spin  # (B, 3, 3)
     out = (clouds * factors) @ rot.transpose(1, 2)
     return out + noise * torch.randn(out.shape, generator=g)
 

@@ -24,6 +24,7 @@ FRAME = (204, 211, 219)
 FONT = dict(size=16)
 GRID = "#eef1f5"
 BACKDROP = 250  # real points drawn behind the manifold and the arrows
+SPOT = 0.15  # G's image of the noise grid narrower than this (plane units) is ringed: collapse
 
 
 # --- drawing on the plane --------------------------------------------------------------------------
@@ -110,7 +111,19 @@ def manifold(snap, extent: float) -> bytes:
     half = len(lines) // 2 if len(lines) > 1 else len(lines)
     for i, line in enumerate(lines):
         plane.polyline(line, LINES[0] if i < half else LINES[1], 1.6)
+    width = manifold_width(lines)
+    if width < SPOT:  # the whole grid in one spot (collapse): ring it so it can be found
+        centre = np.nanmean(lines.reshape(-1, 2), 0)[None]
+        (u, v), r = plane.to_px(centre)[0], 0.3 * plane.px / (2 * extent)
+        plane.draw.ellipse((u - r, v - r, u + r, v + r), outline=LINES[1], width=2 * SS)
     return plane.jpeg()
+
+
+def manifold_width(lines: np.ndarray) -> float:
+    """The larger side of the bounding box of G's image of the noise grid (plane units; nan if not finite)."""
+    flat = lines.reshape(-1, 2)
+    flat = flat[np.isfinite(flat).all(1)]
+    return float((flat.max(0) - flat.min(0)).max()) if len(flat) else float("nan")
 
 
 def arrow_segments(at: np.ndarray, push: np.ndarray, longest: float) -> tuple[np.ndarray, np.ndarray]:

@@ -247,7 +247,7 @@ def _live_curves() -> None:
 PANELS = [  # title and legend (markdown, one line), figure
     ("**Real vs generated** &nbsp; :gray[●] real &nbsp; :orange[●] generated", plots.samples),
     ("**{value}** &nbsp; :red[■] {low} (fake) &nbsp; :blue[■] {high} (real)", plots.value_map),
-    ("**G's map of the noise {grid}** &nbsp; :blue[━] z₂ fixed &nbsp; :violet[━] z₁ fixed", plots.manifold),
+    ("**G's map of the noise {grid}** &nbsp; :blue[━] z₂ fixed &nbsp; :violet[━] z₁ fixed{spot}", plots.manifold),
     ("**−∂(G's loss)/∂x**: where G's next step pushes its points", plots.arrows),
 ]
 
@@ -255,8 +255,8 @@ PANELS = [  # title and legend (markdown, one line), figure
 def _board(runner: Runner) -> list[bytes]:
     """The status line and the four panels; returns the panels' images (JPEG bytes)."""
     snap = runner.lab.snapshot()
-    state = "playing" if runner.playing.is_set() else "paused"
-    st.markdown(f"#### Step {snap.step:,} · {snap.d_updates:,} D updates · {snap.steps_per_s:.0f} steps/s · {state}")
+    rate = f"{snap.steps_per_s:.0f} steps/s · playing" if runner.playing.is_set() else "paused"
+    st.markdown(f"#### Step {snap.step:,} · {snap.d_updates:,} D updates · {rate}")
     if runner.note:
         st.warning(runner.note)
     if not np.isfinite(snap.fake).all():
@@ -264,7 +264,10 @@ def _board(runner: Runner) -> list[bytes]:
                  "and press Reset.")
     critic = snap.value_label != "D(x)"
     names = {"value": "Critic f(x)" if critic else "Discriminator D(x)", "low": "low" if critic else "0",
-             "high": "high" if critic else "1", "grid": "grid" if snap.settings.noise_dim > 1 else "line"}
+             "high": "high" if critic else "1", "grid": "grid" if snap.settings.noise_dim > 1 else "line", "spot": ""}
+    width = plots.manifold_width(snap.manifold)
+    if width < plots.SPOT:
+        names["spot"] = f" &nbsp; :violet[◯ all of it, {width:.2g} wide]"
     panels = []
     for i, (title, draw) in enumerate(PANELS):
         if i % 2 == 0:

@@ -122,6 +122,9 @@ def report(rows, seconds: float) -> None:
               f"{redraws:>8}  {verdict}")
     print(f"(page: the step counter drawn in the browser over {seconds:.0f} s while playing; engine: Lab.run alone; "
           "redraws: distinct counter values seen, polled every 100 ms)")
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} cores: anything "
+          "above about 2 means other processes shared the cores with the server, the browser and this script")
 
 
 if __name__ == "__main__":

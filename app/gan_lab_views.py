@@ -2,8 +2,8 @@
 
 The engine's Lab (engine.gan_lab) holds the model and plays the game; here a `Runner` owns one Lab per
 session and trains it in a background thread while the page plays. The thread never calls st.*; an
-@st.fragment(run_every=...) takes the Lab's snapshot (under its lock) and draws it. Controls sit in a
-column on the left, the four panels in a 2x2 grid, the curves and numbers below.
+@st.fragment(run_every=...) takes the Lab's snapshot (under its lock) and draws it. Controls sit in two
+rows on top, the four panels in a 2x2 grid below them, then the curves and numbers.
 """
 from __future__ import annotations
 
@@ -46,33 +46,31 @@ class Runner:
     thread: threading.Thread | None = None
 
     def play(self) -> None:
-        if self.thread is not None and self.thread.is_alive():
-            self.playing.set()
-            return
         self.note, self.last_seen = "", time.time()
         self.playing.set()
-        self.thread = threading.Thread(target=self._work, name="dgm-gan-lab", daemon=True)
-        self.thread.start()
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._work, name="dgm-gan-lab", daemon=True)
+            self.thread.start()
 
     def pause(self) -> None:
         self.playing.clear()
 
     def _work(self) -> None:
-        stop = threading.Event()  # set when playing is cleared (Lab.run checks a "cancel" event)
+        """Train in chunks while playing; stop by itself (saying why) when unwatched, done or failed."""
         try:
             while self.playing.is_set():
                 if time.time() - self.last_seen > IDLE_S:
-                    self.note = "Paused by itself: nobody was watching."
-                    break
+                    return self._stop("Paused by itself: nobody was watching.")
                 if self.lab.step >= MAX_STEPS:
-                    self.note = f"Paused at {MAX_STEPS:,} steps; press Reset to start again."
-                    break
-                self.lab.run(CHUNK, cancel=stop)
+                    return self._stop(f"Paused at {MAX_STEPS:,} steps; press Reset to start again.")
+                self.lab.run(CHUNK)
         except Exception as e:  # shown on the page; the traceback goes to the server log
             log.exception("GAN lab worker failed")
-            self.note = f"Training stopped: {type(e).__name__}: {e}"
-        finally:
-            self.playing.clear()
+            self._stop(f"Training stopped: {type(e).__name__}: {e}")
+
+    def _stop(self, note: str) -> None:
+        self.note = note
+        self.playing.clear()
 
 
 # --- state: settings from the URL, the widgets and the presets ----------------------------------

@@ -143,3 +143,21 @@ def test_good_points_become_the_target(lab_at):
     assert any("Target covered" in m.label for m in at.metric)
     ok(at.button(key="lab_step").click().run())
     assert counters(at)[0] == 1
+
+
+def test_a_custom_run_from_the_url_and_a_bad_value_warns(lab_at):
+    at = lab_at(view="lab", preset="custom", target="moons", loss="wgan-clip", noise="99")
+    s = runner(at).lab.settings
+    assert (s.target, s.loss, s.noise_dim, s.d_steps) == ("moons", "wgan-clip", 2, 5)
+    assert any("noise='99'" in w.value for w in at.warning)
+    assert any("Target covered" in m.label for m in at.metric)
+
+
+def test_changing_the_loss_restarts_with_its_usual_rates(lab_at):
+    at = lab_at(preset="collapse")
+    ok(at.button(key="lab_step").click().run())
+    at.selectbox(key="lab_loss").set_value("wgan-gp").run()
+    ok(at)
+    s = runner(at).lab.settings
+    assert s.loss == "wgan-gp" and s.d_steps == 5 and counters(at) == (0, 0)
+    assert at.query_params["preset"] == "custom" and at.query_params["loss"] == "wgan-gp"

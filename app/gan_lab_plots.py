@@ -172,8 +172,8 @@ def _figure(data: list[dict], layout: dict) -> go.Figure:
 
 
 def _line_layout(title: str, **extra) -> dict:
-    return dict(height=300, font=FONT, margin=dict(l=10, r=10, t=44, b=10), plot_bgcolor="white",
-                title=dict(text=title, x=0.02, font=dict(size=19)), uirevision="lab",
+    return dict(height=300, font=FONT, margin=dict(l=10, r=10, t=64, b=10), plot_bgcolor="white",
+                title=dict(text=title, x=0.02, y=0.97, font=dict(size=19)), uirevision="lab",
                 xaxis=dict(title=dict(text="step (G updates)"), showgrid=True, gridcolor=GRID),
                 yaxis=dict(showgrid=True, gridcolor=GRID, zerolinecolor="#ccd3db"), **extra)
 
@@ -183,10 +183,11 @@ def curves(snap) -> go.Figure:
     c = snap.curves
     names = [("d_loss", "D loss", "#1f5fa8"), ("g_loss", "G loss", "#e8590c")]
     if snap.value_label != "D(x)":
-        names.append(("gap", "W estimate E f(real) − E f(fake)", "#2b8a3e"))
+        names.append(("gap", "W estimate", "#2b8a3e"))  # E f(real) - E f(fake), without the penalty
     data = [dict(type="scatter", x=c["step"], y=c[key], mode="lines", name=label, line=dict(color=color, width=2.2))
             for key, label, color in names if key in c and len(c[key])]
-    return _figure(data, _line_layout("Losses", legend=dict(orientation="h", y=1.12, x=0.2)))
+    legend = dict(orientation="h", x=0.0, y=1.0, yanchor="bottom", font=dict(size=15))
+    return _figure(data, _line_layout("Losses", legend=legend))
 
 
 def coverage_curve(snap) -> go.Figure:
@@ -199,4 +200,5 @@ def coverage_curve(snap) -> go.Figure:
     line = dict(type="scatter", x=c["step"], y=y, mode="lines", line=dict(color="#2b8a3e", width=2.5, shape="hv"))
     layout = _line_layout(title)
     layout["yaxis"]["range"] = [0, top * 1.05]
+    layout["xaxis"]["range"] = [0, max(float(c["step"][-1]), 25.0)]
     return _figure([line], layout)

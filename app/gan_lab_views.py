@@ -283,6 +283,9 @@ def _curves(runner: Runner):
     cfg = {"displaylogo": False}
     curves, coverage, numbers = st.columns([2, 1.5, 1])
     curves.plotly_chart(plots.curves(snap), key="lab_fig_curves", config=cfg)
+    if snap.value_label != "D(x)":
+        curves.caption("W estimate: E f(real) − E f(generated), the critic's estimate of the Wasserstein distance "
+                       "(up to its Lipschitz constant). It shrinks as G's points reach the data.")
     coverage.plotly_chart(plots.coverage_curve(snap), key="lab_fig_coverage", config=cfg)
     with numbers:
         _numbers(snap)

@@ -189,7 +189,8 @@ def _controls(runner: Runner) -> None:
     row[0].select_slider("G learning rate", LRS, key="lab_g_lr", format_func=fmt, on_change=_on_rates)
     row[1].select_slider("D learning rate", LRS, key="lab_d_lr", format_func=fmt, on_change=_on_rates)
     row[2].slider("D steps per G step", 1, 10, key="lab_d_steps", on_change=_on_rates)
-    with row[3].expander("Target, loss, noise (restarts the run)", expanded=bool(st.session_state.get("lab_want_points"))):
+    want_points = bool(st.session_state.get("lab_want_points"))
+    with row[3].expander("Target, loss, noise (restarts the run)", expanded=want_points):
         targets = {k: t.label for k, t in api.toy2d.TARGETS.items()}
         c1, c2 = st.columns(2)
         c1.selectbox("Target", list(targets), format_func=targets.get, key="lab_target", on_change=_on_setup)
@@ -302,8 +303,9 @@ def _numbers(snap) -> None:
     else:
         st.metric("Target covered", f"{100 * c['covered']:.0f}%")
         st.metric("Samples on target", f"{100 * c['on_target']:.0f}%")
+        r = c["radius"]
         st.caption(f"{api.LAB_EVAL_POINTS:,} samples of fixed noise, every {api.LAB_EVAL_EVERY} steps. On target: a "
-                   f"sample within {c['radius']} of a real point; covered: a real point within {c['radius']} of a sample.")
+                   f"sample within {r} of a real point; covered: a real point within {r} of a sample.")
 
 
 def _downloads(snap, panels: list[bytes]) -> None:

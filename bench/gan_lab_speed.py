@@ -91,6 +91,7 @@ def on_page(page, url: str, preset: str, seconds: float) -> tuple[float, int, in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--presets", nargs="*", default=list(gan_lab.PRESETS))
     args = parser.parse_args()
     threads = background_threads()
     torch.set_num_threads(threads)
@@ -102,7 +103,7 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            for preset in gan_lab.PRESETS:
+            for preset in args.presets:
                 engine_rate = bare(preset, args.seconds / 2)
                 page_rate, last, redraws = on_page(page, f"http://127.0.0.1:{port}", preset, args.seconds)
                 rows.append((preset, engine_rate, page_rate, last, redraws))

@@ -21,7 +21,6 @@ import torch
 
 from engine.data import toy2d
 from engine.models.gan2d import GAN2D, GAN2DConfig
-from engine.nn import adversarial as adv
 
 
 @dataclass(frozen=True)
@@ -226,7 +225,3 @@ def from_preset(name: str, **overrides) -> Lab:
     if name not in PRESETS:
         raise KeyError(f"unknown lab preset {name!r}; choose from {', '.join(PRESETS)}")
     return Lab(replace(PRESETS[name][1], **overrides))
-
-
-def is_wasserstein(loss: str) -> bool:
-    return adv.is_wasserstein(loss)

@@ -209,7 +209,8 @@ def test_targets_are_seeded_and_on_the_plane(name):
 
 def test_mode_coverage_of_the_target_itself_and_of_a_collapsed_sample():
     t = toy2d.TARGETS["ring8"]
-    full = toy2d.mode_coverage(toy2d.sample("ring8", 2000, generator=torch.Generator().manual_seed(0)), t.centers, t.sigma)
+    ring = toy2d.sample("ring8", 2000, generator=torch.Generator().manual_seed(0))
+    full = toy2d.mode_coverage(ring, t.centers, t.sigma)
     assert full["modes_covered"] == 8 and full["high_quality"] > 0.97
     one = toy2d.mode_coverage(t.centers[2] + 0.01 * torch.randn(2000, 2), t.centers, t.sigma)
     assert one["modes_covered"] == 1 and one["per_mode"][2] == 2000

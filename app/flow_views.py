@@ -110,15 +110,12 @@ def _pick_target_and_k(key: str, ks=KS) -> tuple[str, int]:
 
 def layers() -> None:
     st.subheader("A planar flow, layer by layer")
-    c1, c2 = st.columns(2)
-    with c1:
-        st.latex(r"z_k=z_{k-1}+\hat u_k\tanh(w_k^\top z_{k-1}+b_k)")
-        st.latex(r"\hat u=u+\big(m(w^\top u)-w^\top u\big)\frac{w}{\|w\|^2},\ \ m(a)=-1+\log(1+e^a)")
-    with c2:
-        st.latex(r"\log q_k(z_k)=\log q_{k-1}(z_{k-1})-\log\left|1+\hat u_k^\top w_k\,\tanh'(w_k^\top z_{k-1}+b_k)\right|")
-        st.caption("û makes wᵀû = m(wᵀu) > −1, so every layer is invertible. The squared norm matters: with ‖w‖ "
-                   "instead, wᵀû can fall below −1, the layer folds the plane, and the density no longer "
-                   "integrates to 1.")
+    st.latex(r"z_k=z_{k-1}+\hat u_k\tanh(w_k^\top z_{k-1}+b_k),\qquad "
+             r"\log q_k(z_k)=\log q_{k-1}(z_{k-1})-\log\left|1+\hat u_k^\top w_k\tanh'(\cdot)\right|")
+    st.latex(r"\hat u=u+\big(m(w^\top u)-w^\top u\big)\frac{w}{\|w\|^2},\qquad m(a)=-1+\log(1+e^a)"
+             r"\quad\Rightarrow\quad w^\top\hat u=m(w^\top u)>-1")
+    st.caption("û keeps every layer invertible. The squared norm matters: with ‖w‖ instead, wᵀû can fall below "
+               "−1, the layer folds the plane, and the density no longer integrates to 1.")
     target, k = _pick_target_and_k("lay")
     name = name_of(target, k)
     if name not in available_planar():
@@ -233,7 +230,7 @@ def compare() -> None:
         return
     fig, rows = _compare_figure()
     st.plotly_chart(fig, key="cmp_fig")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 4)
     widgets.download_csv(rows, "planar-kl.csv", key="dl_cmp")
     st.caption("Wall term: U2, U3 and U4 are periodic in z1 and not normalizable, so every target here has an "
                "extra ½((|z1| − 4)/0.2)² for |z1| > 4 (zero inside). It does not change the picture inside the box "
@@ -261,10 +258,13 @@ def _compare_figure() -> tuple[go.Figure, list[dict]]:
             rows.append({"target": t.upper(), "K": k, "KL (nats)": round(r.get("kl", float("nan")), 3),
                          "± s.e.": round(r.get("stderr", float("nan")), 3), "F": round(r.get("free_energy", float("nan")), 3),
                          "log Z": r.get("log_z"), "grid KL": round(r.get("grid_kl", float("nan")), 3)})
-    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
+    fig.update_xaxes(showticklabels=False, constrain="domain").update_yaxes(showticklabels=False)
+    for i in range(1, 17):  # square cells
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
     for ann in fig.layout.annotations:
-        ann.font = dict(size=15)
-    return _layout(fig, 1000), rows
+        ann.font = dict(size=17)
+    return _layout(fig, 1150), rows
 
 
 # --- 4. live training ------------------------------------------------------------------------------

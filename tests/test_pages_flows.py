@@ -102,6 +102,11 @@ def test_realnvp_bundled_and_bad_points(flows):
     assert any("empty" in e.value for e in at.error)
     at.segmented_control(key="nvp_source").set_value("csv").run()
     assert at.info
+    at.file_uploader(key="nvp_csv").set_value(("pts.csv", b"x,y\n1,2\n3,4\n", "text/csv")).run()
+    assert not at.exception
+    assert any("only 2 point(s)" in e.value for e in at.error)
+    at.file_uploader(key="nvp_csv").set_value(("pts.csv", b"\xff\xfe\x00garbage\x81", "text/csv")).run()
+    assert any("not text" in e.value for e in at.error)
 
 
 def test_realnvp_fits_typed_points(flows):

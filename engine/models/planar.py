@@ -43,7 +43,7 @@ PRESETS = {"tiny": {"config": {"layers": 2, "anneal_steps": 10}, "train": _train
 for _t in energies2d.NAMES:
     for _k, _steps in ((2, 4000), (8, 8000), (32, 8000)):
         PRESETS[f"{_t}-k{_k}"] = {"config": {"target": _t, "layers": _k, "anneal_steps": _steps // 2},
-                                  "train": _train(_steps, 512, 3e-3)}
+                                  "train": _train(_steps, 512, 1e-2 if _k < 32 else 3e-3)}
 
 
 @register("planar", PlanarConfig)

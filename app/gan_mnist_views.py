@@ -107,8 +107,8 @@ def interpolate() -> None:
         return
     model, fingerprint = bundled_model(name), bundled_fingerprint(name)
     c1, c2, c3 = st.columns(3)
-    seed_a = int(c1.number_input("Seed of z₀", 0, 1_000_000, 3, key="gan_seed_a"))
-    seed_b = int(c2.number_input("Seed of z₁", 0, 1_000_000, 7, key="gan_seed_b"))
+    seed_a = int(c1.number_input("Seed of z₀", 0, 1_000_000, 4, key="gan_seed_a"))
+    seed_b = int(c2.number_input("Seed of z₁", 0, 1_000_000, 17, key="gan_seed_b"))
     steps = c3.slider("Steps in the strip", 5, 16, 10, key="gan_interp_steps")
     strips = {kind: _path_images(fingerprint, model, seed_a, seed_b, steps, kind) for kind in ("linear", "spherical")}
     for kind, images in strips.items():

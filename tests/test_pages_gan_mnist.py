@@ -45,7 +45,7 @@ def test_snapshot_slider_and_seed_change_the_grids(clear_streamlit_caches):
     assert image_urls(at)[1] != after_step[1]
     at.radio(key="gan_mnist_model").set_value("wgan-gp-mnist").run()
     assert not at.exception and image_urls(at)[1] != after_step[1]
-    assert at.query_params["gan_model"] == ["wgan-gp-mnist"]
+    assert at.query_params["gan_model"] == "wgan-gp-mnist"
 
 
 def test_t_slider_and_seeds_change_the_interpolation(clear_streamlit_caches):

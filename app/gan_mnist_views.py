@@ -85,8 +85,9 @@ def grids() -> None:
 @st.fragment
 def _snapshot_grid(name: str, steps: np.ndarray, images: np.ndarray) -> None:
     total = int(steps[-1])
-    step = st.select_slider("Training step (critic steps)", options=[int(s) for s in steps], value=total,
-                            key=f"gan_snapshot_{name}")
+    step = st.select_slider("Training step", options=[int(s) for s in steps], value=total,
+                            key=f"gan_snapshot_{name}", help="A step is one critic (discriminator) update; the "
+                            "generator updates every step for the DCGAN, every fifth for the WGAN-GP.")
     i = int(np.searchsorted(steps, step))
     png = picture(images[i] / 255.0, cols=8)
     widgets.image(png, width="stretch",
@@ -236,7 +237,8 @@ def _curves(names: list[str]) -> None:
             fig = go.Figure()
             for key in keys:
                 fig.add_trace(go.Scatter(x=curves["step"], y=curves.get(key, []), mode="lines", name=labels[key],
-                                         yaxis="y2" if key == "gp" else "y"))
+                                         yaxis="y2" if key == "gp" else "y",
+                                         line=dict(color=COLORS[name], dash="solid" if key == keys[0] else "dot")))
             fig.update_layout(title=MODELS[name], height=320, font=plots.FONT,
                               xaxis_title="critic step" if wgan else "step (one D and one G update)",
                               margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.3),

@@ -40,7 +40,7 @@ def test_snapshot_slider_redraws_the_grid(page: Page, app_url: str):
     open_page(page, f"{app_url}/gan?view=mnist")
     image = page.locator("[data-testid='stImage'] img").first
     before = image.get_attribute("src")
-    page.get_by_role("slider", name="Training step (critic steps)").focus()
+    page.get_by_role("slider", name="Training step").focus()
     page.keyboard.press("Home")
     expect(image).not_to_have_attribute("src", before, timeout=10_000)
     wait_idle(page)

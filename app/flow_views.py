@@ -280,7 +280,7 @@ def train() -> None:
         steps = c3.select_slider("Steps", [500, 1000, 2000, 4000, 8000], 2000)
         anneal = c4.select_slider("Annealing T (0 = off)", [0, 500, 1000, 2000, 4000], 1000)
         seed = c1.number_input("Seed", 0, 10_000, 0)
-        lr = c2.select_slider("Learning rate", [1e-3, 3e-3, 1e-2], 3e-3)
+        lr = c2.select_slider("Learning rate", [1e-3, 3e-3, 1e-2], 1e-2)
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     job = jobs.get("planar-train")
     if submitted and not (job and job.running):
@@ -311,7 +311,7 @@ def _draw_training(job: jobs.Job) -> None:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[r["free_energy"] for r in rows], name="F (β = 1)",
                              line=dict(width=3, color="#1f5fa8")))
-    fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[r["loss"] for r in rows], name="annealed loss",
+    fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[r["loss"] for r in rows], name="annealed loss (β < 1, may dip below)",
                              line=dict(width=2, color="#7f8c8d", dash="dot")))
     fig.add_hline(y=-log_z, line=dict(color="#c0392b", width=3), annotation_text=f"−log Z = {-log_z:.3f}",
                   annotation_position="top right", annotation_font=dict(size=18, color="#c0392b"))

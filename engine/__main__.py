@@ -42,14 +42,20 @@ def cmd_train(args) -> None:
     out = Path(args.out)
     device = pick(args.device)
     resume = checkpoint.load_resume_state(out) if args.resume else None
-    model = api.load(out, device=device) if resume else api.new_model_for_training(args.model, recipe["config"])
+    if args.resume and resume is None and not args.warm_start:
+        raise SystemExit(f"{out} has no resume.pt; --warm-start continues from its weights with fresh optimizers")
+    continuing = resume is not None or args.warm_start
+    model = api.load(out, device=device) if continuing else api.new_model_for_training(args.model, recipe["config"])
     model.to(device)
     trainer = api.make_trainer(model, recipe["train"], seed=args.seed)
+    earlier = api.read_metrics(out).get("training", {}) if continuing else {}
     if resume:
         trainer.load_state_dict(resume)
+    elif continuing:  # warm start: the saved weights and counters, new optimizer moments and data order
+        trainer.epoch, trainer.step = int(earlier.get("epochs", 0)), int(earlier.get("steps", 0))
+        trainer.generator.manual_seed(args.seed + 1000 * trainer.epoch)
     recorder = SnapshotRecorder(model) if getattr(model, "records_snapshots", False) else None
-    earlier = api.read_metrics(out).get("training", {}) if resume else {}
-    if recorder and resume:
+    if recorder and continuing:
         recorder.restore(out, earlier.get("curves"))
     start = time.time()
     for m in trainer.run():
@@ -68,6 +74,8 @@ def cmd_train(args) -> None:
     if earlier.get("seconds"):  # resumed: the time of the earlier sessions counts too
         history.update(seconds=round(history["seconds"] + earlier["seconds"], 1),
                        sessions=earlier.get("sessions", 1) + 1)
+    if continuing and resume is None:
+        history["warm_starts_at_step"] = [*earlier.get("warm_starts_at_step", []), int(earlier.get("steps", 0))]
     if hasattr(model, "recalibrate"):  # e.g. a GAN generator's BatchNorm statistics at the final weights
         model.recalibrate()
     if recorder:  # the fixed-noise grid over training (snapshots.safetensors) and the curves
@@ -142,17 +150,17 @@ def cmd_eval(args) -> None:
         _evaluate(model, folder, args.ais_runs, args.ais_betas)
     elif model.model_type == "autoencoder":
         _evaluate_autoencoder(model, folder)
+    elif model.model_type in ("planar", "realnvp2d"):  # 2-D flows: KL / NLL with grid checks, and the card
+        result = api.evaluate_flow2d(model)
+        checkpoint.save(model, folder, card=cards.flow2d_card(model, {**api.read_metrics(folder), **result}),
+                        metrics={**api.read_metrics(folder), **result})
+        print(json.dumps(result, indent=1))
     elif model.model_type == "dcgan":
         _evaluate_gan(model, folder, args.gan_samples)
     elif model.model_type == "pointgan":  # shapes covered, Chamfer fidelity vs real-to-real; float16 weights
         checkpoint.save(model, folder, dtype=torch.float16)
         model = api.load(folder)  # measure what is stored
         metrics = {**api.read_metrics(folder), **api.evaluate_pointgan(model)}
-    elif model.model_type in ("planar", "realnvp2d"):  # 2-D flows: KL / NLL with grid checks, and the card
-        result = api.evaluate_flow2d(model)
-        checkpoint.save(model, folder, card=cards.flow2d_card(model, {**api.read_metrics(folder), **result}),
-                        metrics={**api.read_metrics(folder), **result})
-        print(json.dumps(result, indent=1))
         checkpoint.save(model, folder, card=cards.pointgan_card(model, metrics), metrics=metrics, dtype=torch.float16)
         print(json.dumps({k: metrics[k] for k in ("shapes", "chamfer")}, indent=1))
     elif model.model_type == "mnist-classifier":
@@ -193,6 +201,8 @@ def main(argv=None) -> None:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training setting")
     t.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     t.add_argument("--resume", action="store_true", help="continue from OUT's resume.pt")
+    t.add_argument("--warm-start", action="store_true",
+                   help="continue from OUT's weights and step count with fresh optimizer state (no resume.pt)")
     t.add_argument("--ais-runs", type=int, default=0, help="evaluate with AIS after training (0: skip)")
     t.add_argument("--ais-betas", type=int, default=14500)
     t.set_defaults(func=cmd_train)

@@ -213,8 +213,11 @@ def morph() -> None:
     found = _latents(bundled_fingerprint(MODEL), model, int(seed))
     missing = [s for s in (start, end) if s not in found]
     if missing:
-        st.warning(f"None of the {N_CANDIDATES} noise vectors of seed {seed} made a {' or a '.join(missing)}; "
-                   "try another seed.")
+        share = bundled_metrics(MODEL).get("shapes", {}).get("fractions", {})
+        rates = ", ".join(f"{s}: {share[s]:.0%} of its measured clouds" for s in missing if s in share)
+        st.warning(f"None of the {N_CANDIDATES} clouds of seed {seed} is nearest the {' or the '.join(missing)} "
+                   f"template ({rates or 'no measured rate'}); try another seed. A shape this GAN rarely or "
+                   "never draws is a dropped mode: its helices came out too rough to count.")
         return
     if start == end:
         st.info("Both ends are the same shape: pick two different shapes to see a morph.")

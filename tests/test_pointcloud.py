@@ -210,7 +210,8 @@ def test_latents_by_shape_returns_latents_whose_clouds_are_nearest_that_shape():
     found = latents_by_shape(model, n_candidates=8, seed=0)
     assert found and sum(item["count"] for item in found.values()) == 8
     for name, item in found.items():
-        d = shapes3d.template_distances(model.decode(item["z"][None]))[0]
+        with torch.no_grad():
+            d = shapes3d.template_distances(model.decode(item["z"][None]))[0]
         assert shapes3d.SHAPES[int(d.argmin())] == name
         assert item["distance"] == pytest.approx(float(d.min()), abs=1e-5)
         assert item["clear"] == (item["distance"] <= shapes3d.UNCLEAR_DISTANCE)

@@ -22,6 +22,8 @@ pages = {
         st.Page("app_pages/iwae.py", title="Importance-weighted AEs", icon=":material/stacked_line_chart:",
                 url_path="iwae"),
     ],
+    "Adversarial models": [st.Page("app_pages/gan.py", title="GANs and Wasserstein GANs", icon=":material/sports_kabaddi:",
+                                   url_path="gan")],
     "Normalizing flows": [st.Page("app_pages/flows.py", title="Normalizing flows", icon=":material/waves:",
                                   url_path="flows")],
 }

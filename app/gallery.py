@@ -33,6 +33,12 @@ def _vae_label(m: dict) -> str:
             f"{m['nll_is_images']} test digits); ELBO {m['elbo']:.1f}")
 
 
+def _gan_label(m: dict) -> str:
+    q = m["model"]
+    return (f"Frechet distance {q['fd']:.1f} (real digits: {m['floor']['fd']:.1f}), precision {q['precision']:.2f}, "
+            f"recall {q['recall']:.2f}; {q['n']:,} samples against the MNIST test split, classifier features")
+
+
 _ALL = [
     Entry("rbm-mnist", "Restricted Boltzmann machine", "RBM", "app_pages/rbm.py",
           "Samples after 1,000 Gibbs sweeps from noise",
@@ -44,6 +50,12 @@ _ALL = [
           "A 50-dimensional Gaussian code and a Bernoulli decoder (784-200-200-50, tanh), trained on the "
           "evidence lower bound. Its pages let you drag the code, walk between digits and see the bound tighten.",
           "test", _vae_label),
+    Entry("wgan-gp-mnist", "Wasserstein GAN", "GAN", "app_pages/gan.py",
+          "Samples: generator outputs G(z) for noise z ~ N(0, I)",
+          "A convolutional generator trained against a critic with a gradient penalty (WGAN-GP). No "
+          "likelihood at all: its quality is measured in a classifier's feature space. Its page also has a "
+          "2-D lab where you can watch a GAN collapse and a WGAN-GP recover.",
+          "quality", _gan_label),
 ]
 GALLERY = [e for e in _ALL if e.checkpoint in bundled_names()]
 

@@ -49,8 +49,8 @@ st.markdown(
     "1. **Autoencoders vs PCA** (live)\n"
     "2. Fully observed models: NADE, MADE, PixelCNN, WaveNet\n"
     "3. **Undirected models: restricted Boltzmann machines** (live), deep belief nets, deep Boltzmann machines\n"
-    "4. Directed models: Helmholtz machines, **variational and importance-weighted autoencoders** (live), "
-    "normalizing flows\n"
-    "5. Generative adversarial networks and Wasserstein GANs\n"
-    "6. Language models: Transformer-XL"
+    "4. Directed models: Helmholtz machines, **variational and importance-weighted autoencoders** (live)\n"
+    "5. **Generative adversarial networks and Wasserstein GANs** (live: the 2-D lab, MNIST, point clouds)\n"
+    "6. **Normalizing flows**: change of variables, planar flows, Real NVP on points (live); Glow on MNIST\n"
+    "7. Language models: Transformer-XL"
 )

@@ -52,6 +52,8 @@ test: venv test-deps
 bench: venv test-deps
 	PYTHONPATH=. $(PY) bench/rbm_vs_sklearn.py
 	PYTHONPATH=. $(PY) bench/latency.py
+	PYTHONPATH=. $(PY) bench/gan_lab_speed.py
+	PYTHONPATH=. $(PY) bench/planar_kl.py
 
 train-bundled: venv
 	$(PY) -m engine train rbm --preset bundled --out assets/checkpoints/rbm-mnist --ais-runs 100 --ais-betas 14500

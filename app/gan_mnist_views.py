@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 from app import plots, widgets
-from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, bundled_names
+from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, loadable
 from engine import api
 
 SHAPE = (28, 28)
@@ -19,18 +19,9 @@ COLORS = {"dcgan-mnist": "#2b6cb0", "wgan-gp-mnist": "#c05621", "floor": "#71809
 PATH_STEPS = 51  # the t slider's positions: 0, 0.02, ..., 1
 
 
-def _loadable(name: str) -> bool:
-    try:
-        bundled_model(name)
-        return True
-    except api.CheckpointError as e:
-        st.error(f"The bundled checkpoint {name!r} cannot be loaded and is left out: {e}")
-        return False
-
-
 def model_choice(key: str) -> str | None:
     """Radio between the bundled MNIST GANs that load (shared by URL as ?gan_model=); None when none do."""
-    names = [n for n in MODELS if n in bundled_names("dcgan") and _loadable(n)]
+    names = [n for n in MODELS if n in bundled_names("dcgan") and loadable(n)]
     if not names:
         st.warning("No MNIST GAN is bundled; train them with `make train-gan`.")
         return None

@@ -15,7 +15,7 @@ import streamlit as st
 import torch
 
 from app import jobs, plots, widgets
-from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, mnist_test,
+from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, loadable, mnist_test,
                            mnist_train_sample)
 from app.uploads import BadUpload, to_mnist
 from engine import api
@@ -41,21 +41,12 @@ def user_model():
     return st.session_state.get("rbm_user_model")
 
 
-def _loadable(name: str) -> bool:
-    try:
-        bundled_model(name)
-        return True
-    except api.CheckpointError as e:
-        st.error(f"The bundled checkpoint {name!r} cannot be loaded and is left out: {e}")
-        return False
-
-
 USER_LABEL = "your trained model"
 
 
 def model_picker() -> Source | None:
     """Sidebar choice between the bundled RBM(s) that load and the model trained on this page (None: no model)."""
-    options = [Source(name, bundled_fingerprint(name)) for name in bundled_names("rbm") if _loadable(name)]
+    options = [Source(name, bundled_fingerprint(name)) for name in bundled_names("rbm") if loadable(name)]
     if user_model() is not None:
         options.append(Source(USER_LABEL, st.session_state["rbm_user_key"]))
     if not options:

@@ -33,6 +33,16 @@ def bundled_fingerprint(name: str) -> str:
     return api.fingerprint(api.resolve(name))
 
 
+def loadable(name: str) -> bool:
+    """Whether bundled checkpoint `name` loads; if not, an st.error says why and the caller leaves it out."""
+    try:
+        bundled_model(name)
+        return True
+    except api.CheckpointError as e:
+        st.error(f"The bundled checkpoint {name!r} cannot be loaded and is left out: {e}")
+        return False
+
+
 def bundled_names(model_type: str | None = None) -> list[str]:
     """Bundled checkpoint names, optionally only those of one registered family."""
     names = []

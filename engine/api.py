@@ -21,9 +21,8 @@ from engine.models import classifier
 from engine.quality import classifier_accuracy, evaluate_generator  # noqa: F401
 from engine.snapshots import load_snapshots  # noqa: F401
 from engine.models.vae import latent_path  # noqa: F401
-from engine.data import energies2d, toy2d  # noqa: F401  (2-D flows: the targets U1..U4, point sets)
+from engine.data import energies2d, toy2d  # noqa: F401  (2-D flows' targets U1..U4; point sets for flows and the GAN lab)
 from engine.models import planar as planar_flows, realnvp2d  # noqa: F401  (2-D flows: evaluation, grids)
-from engine.data import toy2d  # noqa: F401  (the 2-D GAN lab's targets and a user's point set)
 from engine.gan_lab import EVAL_EVERY as LAB_EVAL_EVERY, EVAL_POINTS as LAB_EVAL_POINTS  # noqa: F401
 from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAULTS, PRESETS as LAB_PRESETS  # noqa: F401
 from engine.gan_lab import Lab, LabSettings  # noqa: F401

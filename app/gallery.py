@@ -50,10 +50,10 @@ _ALL = [
           "A 50-dimensional Gaussian code and a Bernoulli decoder (784-200-200-50, tanh), trained on the "
           "evidence lower bound. Its pages let you drag the code, walk between digits and see the bound tighten.",
           "test", _vae_label),
-    Entry("wgan-gp-mnist", "Wasserstein GAN", "GAN", "app_pages/gan.py",
+    Entry("dcgan-mnist", "Generative adversarial network", "GAN", "app_pages/gan.py",
           "Samples: generator outputs G(z) for noise z ~ N(0, I)",
-          "A convolutional generator trained against a critic with a gradient penalty (WGAN-GP). No "
-          "likelihood at all: its quality is measured in a classifier's feature space. Its page also has a "
+          "A convolutional generator (DCGAN) trained to fool a discriminator. No likelihood at all: its "
+          "quality is measured in a classifier's feature space, beside a WGAN-GP's. Its page also has a "
           "2-D lab where you can watch a GAN collapse and a WGAN-GP recover.",
           "quality", _gan_label),
 ]

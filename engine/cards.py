@@ -247,11 +247,10 @@ def gan_card(model, metrics: dict) -> str:
         f"({tr.get('steps', 0) // cfg.n_critic} generator steps), "
         f"{tr.get('epochs', '?')} epochs of batch {t.get('batch_size', '?')}, seed {tr.get('seed', '?')}, "
         f"{tr.get('seconds', '?')} s on {tr.get('device', '?')} (one thread, shared machine)"
-        + (f"; in {tr['sessions']} sessions (`--resume` continued the saved run; same data order, noise and "
-           "optimizer state)" if tr.get("sessions") else ""),
+        + _sessions(tr),
         f"- Adam, lr {t.get('lr_g', '?')} (G) / {t.get('lr_d', '?')} (D), betas ({t.get('beta1', '?')}, {t.get('beta2', '?')})"
-        + ("; Gulrajani et al. use lr 1e-4: twice that here, so that the ~1,900 generator steps a CPU thread "
-           "affords in 45 minutes get further" if cfg.loss == "wgan-gp" and t.get("lr_g") != 1e-4 else ""),
+        + ("; Gulrajani et al. use lr 1e-4: twice that here, so that the few thousand generator steps a CPU "
+           "thread affords get further" if cfg.loss == "wgan-gp" and t.get("lr_g") != 1e-4 else ""),
         "- BatchNorm running statistics re-estimated at the final weights (50 batches of 256); snapshots of a "
         "fixed batch of 64 noise vectors during training in `snapshots.safetensors`, the curves in `metrics.json`.",
         f"- command: `python -m engine train dcgan --preset {tr.get('preset', '?')} --out <folder>`, then "
@@ -334,3 +333,15 @@ def pointgan_card(model, metrics: dict) -> str:
     else:
         lines.append("- not yet evaluated (`python -m engine eval <folder>`).")
     return "\n".join(lines + [""])
+
+
+def _sessions(training: dict) -> str:
+    """How a run that took several sessions was continued: --resume (exact) or --warm-start (fresh optimizer)."""
+    if not training.get("sessions"):
+        return ""
+    warm = training.get("warm_starts_at_step", [])
+    text = f"; in {training['sessions']} sessions"
+    if warm:
+        return text + (f" (`--warm-start` at step {', '.join(map(str, warm))}: the saved weights with fresh "
+                       "optimizer state and a new data order; `--resume` before that)")
+    return text + " (`--resume` continued the saved run; same data order, noise and optimizer state)"

@@ -108,9 +108,9 @@ class DCGAN(Model):
     dataset = "mnist-grey"
     records_snapshots = True  # the CLI saves the fixed-noise grid during training (engine/snapshots.py)
     presets = {
-        "dcgan": {"config": {"loss": "non-saturating"}, "train": _train(8, 2e-4, 2e-4, (0.5, 0.999))},
+        "dcgan": {"config": {"loss": "non-saturating"}, "train": _train(12, 2e-4, 2e-4, (0.5, 0.999))},
         "wgan-gp": {"config": {"loss": "wgan-gp", "critic_norm": "layer", "n_critic": 5},
-                    "train": _train(6, 2e-4, 2e-4, (0.5, 0.9), batch_size=32)},
+                    "train": _train(8, 2e-4, 2e-4, (0.5, 0.9), batch_size=32)},
         "tiny": {"config": {"latent": 4, "g_width": 4, "d_width": 4, "loss": "wgan-gp", "n_critic": 2},
                  "train": _train(1, 2e-4, 2e-4, (0.5, 0.9), batch_size=16)},
     }

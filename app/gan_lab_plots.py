@@ -166,6 +166,22 @@ def board_png(panels: list[bytes]) -> bytes:
 
 
 # --- the curves (plotly) ----------------------------------------------------------------------------
+def draw_pad(extent: float, *, points_per_side: int = 31) -> go.Figure:
+    """A square of faint grid points over [-extent, extent]^2 to lasso or box: the user's drawing tool.
+
+    31 x 31 points (a spacing of 0.2 on the lab's plane) stay under plotly's SVG comfort limit of ~1k points."""
+    ticks = np.linspace(-extent, extent, points_per_side)
+    x, y = np.meshgrid(ticks, ticks)
+    fig = go.Figure(go.Scatter(x=x.ravel(), y=y.ravel(), mode="markers", hoverinfo="skip",
+                               marker={"size": 5, "color": "#a0aec0"},
+                               selected={"marker": {"color": "#dd6b20", "size": 7}},
+                               unselected={"marker": {"opacity": 0.5}}))
+    axis = {"range": [-extent * 1.05, extent * 1.05], "showgrid": False, "zeroline": False, "showticklabels": False}
+    fig.update_layout(height=300, width=300, margin={"l": 5, "r": 5, "t": 5, "b": 5}, dragmode="lasso",
+                      xaxis=axis, yaxis={**axis, "scaleanchor": "x"}, plot_bgcolor="white", showlegend=False)
+    return fig
+
+
 def _figure(data: list[dict], layout: dict) -> go.Figure:
     """A figure from plain dicts, skipping plotly's validation (about 10x faster to build)."""
     return go.Figure({"data": data, "layout": layout}, _validate=False)

@@ -202,12 +202,35 @@ def _controls(runner: Runner) -> None:
 
 
 def _points_input() -> None:
-    """The user's own target: typed x, y lines or an uploaded CSV, checked before use."""
-    st.text_area("Your points: one x, y per line", EXAMPLE, height=140, key="lab_points_text")
+    """The user's own target: drawn on a pad, typed as x, y lines or uploaded as a CSV, checked before use."""
+    st.session_state.setdefault("lab_points_text", EXAMPLE)
+    st.caption("Draw: lasso or box a region of the grid below; its points are added to the text.")
+    st.plotly_chart(plots.draw_pad(api.LAB_EXTENT), key="lab_draw", on_select=_on_draw,
+                    selection_mode=("lasso", "box"), config={"displayModeBar": False}, width="content")
+    st.button("Clear the text", key="lab_points_clear", on_click=_on_clear_points)
+    st.text_area("Your points: one x, y per line", height=140, key="lab_points_text")
     st.file_uploader("…or a CSV with x, y columns", type=["csv", "txt"], key="lab_points_file")
     st.button("Use these points", key="lab_points_use", width="stretch", on_click=_on_points)
     if st.session_state.get("lab_points_error"):
         st.error(st.session_state.lab_points_error)
+
+
+def _on_draw() -> None:
+    """A lasso or box on the pad: the grid points inside it become lines of the points text."""
+    ss = st.session_state
+    chosen = drawn_points(ss.lab_draw.selection)
+    if chosen:
+        text = ss.lab_points_text.strip()
+        ss.lab_points_text = "\n".join(([text] if text and text != EXAMPLE.strip() else []) + chosen)
+
+
+def drawn_points(selection) -> list[str]:
+    """The selected grid points of the pad as "x, y" lines (selection: Streamlit's plotly selection state)."""
+    return [f"{p['x']:.3f}, {p['y']:.3f}" for p in (selection or {}).get("points", []) if "x" in p and "y" in p]
+
+
+def _on_clear_points() -> None:
+    st.session_state.lab_points_text = ""
 
 
 def _on_points() -> None:

@@ -5,6 +5,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from app.gan_lab_views import EXAMPLE
 from tests.browser import assert_no_exception, open_page, wait_idle
 from tests.conftest import ARTIFACTS
 
@@ -61,3 +62,36 @@ def test_step_buttons_move_the_counter_once(page: Page, app_url: str):
     wait_idle(page)
     assert shown_step(page) == 2
     assert_no_exception(page)
+
+
+def test_a_lasso_on_the_draw_pad_becomes_the_target(page: Page, app_url: str):
+    open_page(page, f"{app_url}/gan?view=lab")
+    page.get_by_text("Target, loss, noise (restarts the run)").click()
+    target = page.locator("[data-testid='stSelectbox']").filter(has_text="Target").first
+    target.locator("input").click()
+    page.keyboard.type("Your points")
+    page.keyboard.press("Enter")
+    wait_idle(page)
+    pad = page.locator(".st-key-lab_draw .nsewdrag").first
+    pad.wait_for(timeout=20_000)
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] / 4
+    page.mouse.move(cx - r, cy - r)
+    page.mouse.down()
+    for dx, dy in [(r, -r), (r, r), (-r, r), (-r, -r)]:  # a lasso around a square in the middle of the pad
+        page.mouse.move(cx + dx, cy + dy, steps=8)
+    page.mouse.up()
+    text = page.locator(".st-key-lab_points_text textarea")
+    page.wait_for_function("([start]) => { const t = document.querySelector('.st-key-lab_points_text textarea');"
+                           " return t && t.value.length > 0 && !t.value.startsWith(start); }", arg=[EXAMPLE[:12]],
+                           timeout=20_000)
+    wait_idle(page)
+    lines = text.input_value().splitlines()
+    xs = [float(line.split(",")[0]) for line in lines]
+    assert max(abs(x) for x in xs) < 2.0  # only the middle of the [-3, 3] pad was lassoed
+    page.get_by_role("button", name="Use these points").click()
+    wait_idle(page)
+    assert_no_exception(page)
+    expect(page.locator("[data-testid='stAlertContentError']")).to_have_count(0)
+    page.screenshot(path=ARTIFACTS / "gan-lab-draw.png", full_page=True)

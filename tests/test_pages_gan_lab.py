@@ -161,3 +161,13 @@ def test_changing_the_loss_restarts_with_its_usual_rates(lab_at):
     s = runner(at).lab.settings
     assert s.loss == "wgan-gp" and s.d_steps == 5 and counters(at) == (0, 0)
     assert at.query_params["preset"] == "custom" and at.query_params["loss"] == "wgan-gp"
+
+
+def test_draw_pad_covers_the_plane_and_a_selection_becomes_point_lines():
+    from app import gan_lab_plots, gan_lab_views
+    fig = gan_lab_plots.draw_pad(3.0)
+    xs, ys = fig.data[0].x, fig.data[0].y
+    assert len(xs) == 31 * 31 and min(xs) == -3.0 and max(ys) == 3.0
+    selection = {"points": [{"x": 0.2, "y": -1.0, "point_index": 5}, {"x": -3.0, "y": 3.0}, {"curve_number": 0}]}
+    assert gan_lab_views.drawn_points(selection) == ["0.200, -1.000", "-3.000, 3.000"]
+    assert gan_lab_views.drawn_points(None) == [] and gan_lab_views.drawn_points({"points": []}) == []

@@ -16,13 +16,10 @@ import re
 import time
 
 import torch
-from playwright.sync_api import sync_playwright
-
-from bench.server import free_port, start_server
+from bench.server import app_page
 from engine import gan_lab
 from engine.device import background_threads
 
-CHROMIUM = "/usr/bin/chromium"
 TARGET = 20.0
 STEP = re.compile(r"Step ([\d,]+) ·")
 
@@ -72,19 +69,11 @@ def main() -> None:
     torch.set_num_threads(threads)
     print(f"{os.cpu_count()} CPU cores; torch {torch.__version__}, {threads} intra-op thread(s) for the worker")
     rows = []
-    port = free_port()
-    proc = start_server(port)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            for preset in args.presets:
-                engine_rate = bare(preset, args.seconds / 2)
-                page_rate, last, redraws = on_page(page, f"http://127.0.0.1:{port}", preset, args.seconds)
-                rows.append((preset, engine_rate, page_rate, last, redraws))
-            browser.close()
-    finally:
-        proc.terminate()
+    with app_page() as (page, url):
+        for preset in args.presets:
+            engine_rate = bare(preset, args.seconds / 2)
+            page_rate, last, redraws = on_page(page, url, preset, args.seconds)
+            rows.append((preset, engine_rate, page_rate, last, redraws))
     report(rows, args.seconds)
 
 

@@ -15,11 +15,8 @@ import statistics
 import sys
 import time
 
-from playwright.sync_api import sync_playwright
+from bench.server import app_page
 
-from bench.server import free_port, start_server
-
-CHROMIUM = "/usr/bin/chromium"
 CHANGES, TARGET_MS = 30, 250
 
 
@@ -57,18 +54,10 @@ def measure(page, url: str, path: str, slider_name: str, which: str) -> list[flo
 
 
 def main() -> None:
-    port = free_port()
-    proc = start_server(port)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            chosen = [c for c in CASES if not sys.argv[1:] or any(a in c[1] for a in sys.argv[1:])]
-            for name, path, slider, which in chosen:
-                report(name, measure(page, f"http://127.0.0.1:{port}", path, slider, which))
-            browser.close()
-    finally:
-        proc.terminate()
+    chosen = [c for c in CASES if not sys.argv[1:] or any(a in c[1] for a in sys.argv[1:])]
+    with app_page() as (page, url):
+        for name, path, slider, which in chosen:
+            report(name, measure(page, url, path, slider, which))
 
 
 def report(name: str, times: list[float]) -> None:

@@ -1,4 +1,4 @@
-"""A real `streamlit run` server on a free loopback port, for the browser benchmarks."""
+"""A real `streamlit run` server on a free loopback port and a headless Chromium page, for the browser benchmarks."""
 from __future__ import annotations
 
 import socket
@@ -6,9 +6,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"  # Debian's; nothing is downloaded
 
 
 def free_port() -> int:
@@ -30,3 +35,17 @@ def start_server(port: int) -> subprocess.Popen:
             time.sleep(0.5)
     proc.kill()
     raise SystemExit("streamlit did not start")
+
+
+@contextmanager
+def app_page() -> Iterator[tuple[Page, str]]:
+    """(a 1440x1000 Chromium page, the app's base URL) with the app served for the duration."""
+    port = free_port()
+    proc = start_server(port)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            yield browser.new_page(viewport={"width": 1440, "height": 1000}), f"http://127.0.0.1:{port}"
+            browser.close()
+    finally:
+        proc.terminate()

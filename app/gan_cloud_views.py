@@ -105,10 +105,18 @@ def points_csv_rows(clouds: np.ndarray, names: list[str], key: str) -> list[dict
 
 # --- generated beside real ---------------------------------------------------------------------
 @st.cache_data(max_entries=16, show_spinner="Generating and labelling clouds…")
-def _gallery(fingerprint: str, _model, seed: int) -> tuple[np.ndarray, list[str], list[float], np.ndarray]:
+def _gallery(fingerprint: str, _model, seed: int) -> tuple[np.ndarray, list[str], list[str]]:
+    """N_GALLERY generated clouds (K, N, 3) with their labels and titles."""
     fake = _model.sample(N_GALLERY, generator=torch.Generator().manual_seed(seed)).cpu()
-    real, _ = api.shapes3d.dataset(len(SHAPES), n_points=_model.config.n_points, seed=1000 + seed)
-    return fake.numpy(), *nearest(api.shapes3d.template_distances(fake).numpy()), real.numpy()
+    return fake.numpy(), *nearest(api.shapes3d.template_distances(fake).numpy())
+
+
+@st.cache_resource(show_spinner=False)
+def _real_figure(n_points: int) -> go.Figure:
+    """One real cloud of each shape, the same for every seed: the chart stays put when the seed changes,
+    so the browser redraws only the generated clouds' WebGL scenes (shared and read-only)."""
+    real, _ = api.shapes3d.dataset(len(SHAPES), n_points=n_points, seed=1000)
+    return grid_figure(real.numpy(), [f"real {s}" for s in SHAPES], [COLORS[s] for s in SHAPES], cols=5, height=300)
 
 
 def nearest(distances: np.ndarray) -> tuple[list[str], list[str]]:
@@ -140,10 +148,9 @@ def clouds() -> None:
     seed = st.number_input("Seed of the generated clouds", 0, 9999, widgets.url_int("seed", 0, 9999, 0),
                            key="cloud_seed")
     widgets.share(seed=seed)
-    fake, labels, titles, real = _gallery(bundled_fingerprint(MODEL), model, int(seed))
+    fake, labels, titles = _gallery(bundled_fingerprint(MODEL), model, int(seed))
     st.markdown("**Real clouds**, one of each shape (each drawn with a small random turn, tilt and stretch)")
-    st.plotly_chart(grid_figure(real, [f"real {s}" for s in SHAPES], [COLORS[s] for s in SHAPES],
-                                cols=5, height=300), key="cloud_real")
+    st.plotly_chart(_real_figure(model.config.n_points), key="cloud_real")
     st.markdown("**Generated clouds**, titled with the nearest shape (Chamfer distance to each shape's template)")
     st.plotly_chart(grid_figure(fake, titles, title_colors(titles), cols=5, height=600), key="cloud_fake")
     _gallery_numbers(labels)

@@ -27,6 +27,7 @@ from engine.gan_lab import EVAL_EVERY as LAB_EVAL_EVERY, EVAL_POINTS as LAB_EVAL
 from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAULTS, PRESETS as LAB_PRESETS  # noqa: F401
 from engine.gan_lab import Lab, LabSettings  # noqa: F401
 from engine.nn.adversarial import LABELS as LOSS_LABELS, LOSSES  # noqa: F401
+from engine.data import wikitext  # noqa: F401  (WikiText-2: vocabulary, streams, articles, tokenizer)
 from engine.data import shapes3d  # noqa: F401  (the point-cloud GAN's shapes, Chamfer distance, labels)
 from engine.models.pointgan import evaluate as evaluate_pointgan, latents_by_shape  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais
@@ -90,6 +91,7 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
         return make_flow2d_trainer(model, settings, seed=seed, cancel=cancel, log_every=log_every)
     settings = dict(settings)
     epochs, batch_size = int(settings.pop("epochs")), int(settings.pop("batch_size"))
+    max_steps = int(settings.pop("max_steps", 0)) or None
     if "matmul" in settings:
         settings["matmul_dtype"] = MATMUL_DTYPES[settings.pop("matmul")]
     dataset = getattr(model, "dataset", "mnist-binary")
@@ -105,6 +107,12 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
         train, monitor = (classifier.labelled(mnist.images(s), mnist.labels(s)) for s in ("train", "valid"))
         batches, n_train = (lambda g: classifier.labelled_batches(train[:, :-1], train[:, -1], batch_size, generator=g),
                             len(train))
+    elif dataset == "wikitext-2":  # ordered segments of B parallel streams, so the XL memory carries over
+        L = model.config.tgt_len
+        batches = lambda g: wikitext.train_batches(batch_size, L, generator=g)  # noqa: E731
+        n_train = len(wikitext.ids("train")) // L  # counted in segments: steps_per_epoch = n_train // B
+        monitor = wikitext.batchify(wikitext.ids("valid"), 8)[:, :513]  # 4,096 validation tokens
+        settings.setdefault("total_steps", max_steps or n_train // batch_size * epochs)  # cosine ends with training
     elif dataset == "shapes3d":  # procedural point clouds: fresh clouds every epoch, 10,000 per epoch
         n = model.config.n_points
         batches, n_train, monitor = (lambda g: shapes3d.batches(batch_size, n_points=n, generator=g), 10_000,
@@ -112,7 +120,7 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
     else:
         raise ValueError(f"make_trainer does not know the dataset {dataset!r}")
     trainer = Trainer(model=model, epochs=epochs, hparams=settings, seed=seed, log_every=log_every,
-                      batches=batches, steps_per_epoch=n_train // batch_size,
+                      batches=batches, steps_per_epoch=n_train // batch_size, max_steps=max_steps,
                       monitor_batch=monitor[:1000].to(model.device))
     if cancel is not None:
         trainer.cancel = cancel

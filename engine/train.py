@@ -28,6 +28,7 @@ class Trainer:
     log_every: int = 100
     steps_per_epoch: int | None = None  # for a progress fraction within an epoch
     monitor_batch: torch.Tensor | None = None  # held-out batch for model.monitor(), if the model has it
+    max_steps: int | None = None  # stop (as at an epoch end) after this many steps, mid-epoch if need be
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -65,6 +66,10 @@ class Trainer:
                 batch = batch.to(self.device, non_blocking=True)
                 window.append(self.model.train_step(batch, self.optimizers, generator=self.model_generator))
                 self.step, seen = self.step + 1, seen + len(batch)
+                if self.max_steps and self.step >= self.max_steps:
+                    self.model.eval()
+                    yield {**self._counters(seen, start), **_mean(window), **self._monitor(), "epoch_end": True}
+                    return
                 if self.step % self.log_every == 0:
                     yield {**self._counters(seen, start), **_mean(window), **self._monitor()}
                     window = []
@@ -76,6 +81,7 @@ class Trainer:
     def _counters(self, seen: int, start: float) -> dict:
         elapsed = time.perf_counter() - start
         total = (self.steps_per_epoch or 0) * self.epochs
+        total = min(total, self.max_steps) if self.max_steps and total else total
         progress = self.step / total if total else self.epoch / max(self.epochs, 1)
         return {"step": self.step, "epoch": self.epoch, "progress": min(progress, 1.0),
                 "elapsed_s": elapsed, "examples_per_s": seen / max(elapsed, 1e-9)}

@@ -28,6 +28,7 @@ from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAU
 from engine.gan_lab import Lab, LabSettings  # noqa: F401
 from engine.nn.adversarial import LABELS as LOSS_LABELS, LOSSES  # noqa: F401
 from engine.data import wikitext  # noqa: F401  (WikiText-2: vocabulary, streams, articles, tokenizer)
+from engine.txl_speed import PAPER_POINTS as TXL_PAPER_SPEEDUPS, iter_speed_curve as iter_txl_speed_curve  # noqa: F401
 from engine.data import shapes3d  # noqa: F401  (the point-cloud GAN's shapes, Chamfer distance, labels)
 from engine.models.pointgan import evaluate as evaluate_pointgan, latents_by_shape  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais

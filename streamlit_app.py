@@ -26,5 +26,6 @@ pages = {
                                    url_path="gan")],
     "Normalizing flows": [st.Page("app_pages/flows.py", title="Normalizing flows", icon=":material/waves:",
                                   url_path="flows")],
+    "Language models": [st.Page("app_pages/txl.py", title="Transformer-XL", icon=":material/notes:", url_path="txl")],
 }
 st.navigation(pages).run()

@@ -52,5 +52,5 @@ st.markdown(
     "4. Directed models: Helmholtz machines, **variational and importance-weighted autoencoders** (live)\n"
     "5. **Generative adversarial networks and Wasserstein GANs** (live: the 2-D lab, MNIST, point clouds)\n"
     "6. **Normalizing flows**: change of variables, planar flows, Real NVP on points (live); Glow on MNIST\n"
-    "7. Language models: Transformer-XL"
+    "7. **Language models: Transformer-XL** (live: context, attention, generation, evaluation speed)"
 )

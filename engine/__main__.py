@@ -143,6 +143,32 @@ def _evaluate_gan(model, out: Path, n: int) -> None:
         print(f"{who}: FD {r['fd']:.2f}, precision {r['precision']:.3f}, recall {r['recall']:.3f} ({r['n']} digits)")
 
 
+def _evaluate_language_model(model, out: Path) -> None:
+    """WikiText-2 test perplexity (XL: against evaluation memory length, headline chosen on validation;
+    vanilla: fixed segments and overlapping windows); for XL also the live-page curves: perplexity vs memory
+    beside the bundled vanilla model, and the evaluation speed-up. Stores the weights as float16."""
+    checkpoint.save(model, out, dtype=torch.float16)
+    model = api.load(out)  # measure what is stored
+    metrics = {**api.read_metrics(out), "test": api.evaluate_language_model(model)}
+    test = metrics["test"]
+    if model.model_type == "transformer-xl":
+        vanilla_folder = out.parent / "vanilla-wikitext2"
+        vanilla = api.load(vanilla_folder) if (vanilla_folder / checkpoint.CONFIG).is_file() else None
+        metrics["context_curve"] = {"mem_len": test["curve"]["mem_len"], "xl_ppl": test["curve"]["test_ppl"],
+                                    "vanilla_ppl": api.read_metrics(vanilla_folder).get("test", {}).get("ppl")
+                                    if vanilla else None, "tokens": test["tokens"],
+                                    "split": f"{test['split']}, {test['streams']} parallel streams"}
+        if vanilla is not None:
+            for update in api.iter_txl_speed_curve(model, vanilla, (64, 128, 256, 512, 768, 1024)):
+                _bar(update["progress"], "timing state reuse vs recomputation")
+            metrics["eval_speed"] = update["result"]
+            sys.stderr.write("\n")
+    checkpoint.save(model, out, card=cards.txl_card(model, metrics), metrics=metrics, dtype=torch.float16)
+    print(json.dumps({k: v for k, v in test.items() if k != "curve"}, indent=1))
+    if "curve" in test:
+        print("memory:", test["curve"]["mem_len"], "\ntest ppl:", [round(p, 1) for p in test["curve"]["test_ppl"]])
+
+
 def cmd_eval(args) -> None:
     model = api.load(args.checkpoint)
     folder = api.resolve(args.checkpoint)
@@ -163,6 +189,8 @@ def cmd_eval(args) -> None:
         metrics = {**api.read_metrics(folder), **api.evaluate_pointgan(model)}
         checkpoint.save(model, folder, card=cards.pointgan_card(model, metrics), metrics=metrics, dtype=torch.float16)
         print(json.dumps({k: metrics[k] for k in ("shapes", "chamfer")}, indent=1))
+    elif model.model_type in ("transformer-xl", "vanilla-transformer"):
+        _evaluate_language_model(model, folder)
     elif model.model_type == "mnist-classifier":
         metrics = {**api.read_metrics(folder), "test": api.classifier_accuracy(model)}
         checkpoint.save(model, folder, card=cards.classifier_card(model, metrics), metrics=metrics)

@@ -28,6 +28,10 @@ from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAU
 from engine.gan_lab import Lab, LabSettings  # noqa: F401
 from engine.nn.adversarial import LABELS as LOSS_LABELS, LOSSES  # noqa: F401
 from engine.data import wikitext  # noqa: F401  (WikiText-2: vocabulary, streams, articles, tokenizer)
+from engine.models.txl import generate as txl_generate, stream_nll as txl_stream_nll  # noqa: F401
+from engine.txl_analysis import context_reach as txl_context_reach, distance_profile as txl_distance_profile  # noqa: F401
+from engine.txl_analysis import iter_context_curve as iter_txl_context_curve, read_passage as txl_read_passage  # noqa: F401
+from engine.txl_analysis import evaluate as evaluate_language_model, token_probabilities as txl_token_probabilities  # noqa: F401
 from engine.txl_speed import PAPER_POINTS as TXL_PAPER_SPEEDUPS, iter_speed_curve as iter_txl_speed_curve  # noqa: F401
 from engine.data import shapes3d  # noqa: F401  (the point-cloud GAN's shapes, Chamfer distance, labels)
 from engine.models.pointgan import evaluate as evaluate_pointgan, latents_by_shape  # noqa: F401

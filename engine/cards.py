@@ -335,6 +335,50 @@ def pointgan_card(model, metrics: dict) -> str:
     return "\n".join(lines + [""])
 
 
+def txl_card(model, metrics: dict) -> str:
+    """Card of a WikiText-2 language model: Transformer-XL or the vanilla Transformer baseline."""
+    cfg, tr, test = model.config, metrics.get("training", {}), metrics.get("test", {})
+    xl = model.model_type == "transformer-xl"
+    title = "# Transformer-XL on WikiText-2" if xl else "# Vanilla Transformer LM on WikiText-2 (the baseline)"
+    what = (f"A word-level Transformer-XL (Dai et al. 2019): {cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} "
+            f"heads of {cfg.d_head}, feed-forward {cfg.d_inner}; relative positions with biases u, v; segment-level "
+            f"recurrence with a memory of {cfg.mem_len} positions per layer (stop-gradient) during training on "
+            f"segments of {cfg.tgt_len}." if xl else
+            f"The same network without recurrence: absolute sinusoidal positions, segments of {cfg.tgt_len} modelled "
+            "independently (Al-Rfou et al. 2019), trained with the same data, steps and optimizer as the XL model.")
+    lines = ["---", "library_name: pytorch", "tags: [dgm-explorer, language-model, transformer-xl]",
+             "datasets: [Salesforce/wikitext]", "---", "", title, "", what,
+             f"Adaptive input and adaptive softmax with clusters {list(cfg.cutoffs)} (div {cfg.div_value:g}); "
+             f"dropout {cfg.dropout}; {test.get('params', 0) / 1e6:.2f}M parameters, stored as float16.", "",
+             "## Data",
+             "WikiText-2 (Merity et al. 2016), word level: the vocabulary of the train split (33,278 types incl. "
+             "<eos>), one <eos> per line, 2,088,628 training tokens; test 245,569 tokens, evaluated as 10 parallel "
+             "streams.", "", "## Training",
+             f"- {tr.get('steps', '?')} steps of {tr.get('train', {}).get('batch_size', '?')} x {cfg.tgt_len} tokens "
+             f"({tr.get('epochs', '?')} epochs), {tr.get('seconds', 0) / 60:.0f} min on {tr.get('device', '?')} "
+             "(one CPU thread per model, both models side by side on a 2-core machine; no GPU was available)",
+             f"- Adam with linear warm-up and cosine decay: `{json.dumps(tr.get('train', {}))}`, gradient clip 0.25",
+             f"- command: `python -m engine train {model.model_type} --preset {tr.get('preset', '?')} --out <folder>`, "
+             "then `python -m engine eval <folder>`", "", "## Metrics (WikiText-2 test split)"]
+    if not test:
+        lines.append("- not yet evaluated (`python -m engine eval <folder>`).")
+    elif xl:
+        c = test["curve"]
+        lines += [f"- **Test perplexity {test['ppl']:.2f}** ({test['how']}).",
+                  "- Test perplexity against evaluation memory length: " + ", ".join(
+                      f"M={m}: {p:.1f}" for m, p in zip(c["mem_len"], c["test_ppl"])) + "."]
+        speed = metrics.get("eval_speed")
+        if speed:
+            lines.append("- Evaluation speed-up of state reuse over recomputing the window (a segment of "
+                         f"{speed['segment']} tokens per pass, CPU, {speed['threads']} thread(s)): " + ", ".join(
+                             f"A={a}: {r:.0f}x" for a, r in zip(speed["length"], speed["segment_ratio"])) + ".")
+    else:
+        s = test["sliding"]
+        lines += [f"- **Test perplexity {test['ppl']:.2f}** ({test['how']}); validation {test['valid_ppl']:.2f}.",
+                  f"- With {s['how']}: {s['ppl']:.2f}."]
+    return "\n".join(lines + [""])
+
+
 def _sessions(training: dict) -> str:
     """How a run that took several sessions was continued: --resume (exact) or --warm-start (fresh optimizer)."""
     if not training.get("sessions"):

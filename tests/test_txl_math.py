@@ -2,6 +2,7 @@
 WikiText tokenizer. Tiny models with large random weights, so that a wrong index would show."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -178,3 +179,74 @@ def test_articles_start_at_their_titles():
     assert len(articles) == 62
     title, tokens = articles[0]
     assert title == "Robert <unk>" and tokens[:3] == ["=", "Robert", "<unk>"]
+
+
+# --- the page's analyses and the evaluation ------------------------------------------------------------
+def test_context_reach_grows_with_layers_times_memory():
+    from engine.txl_analysis import context_reach
+    vanilla = context_reach(64, 8, 8, 3, recurrent=False)
+    xl = context_reach(64, 8, 8, 3, recurrent=True)
+    assert (vanilla[0] == range(64)).all() and (vanilla[3] == (np.arange(64) // 8) * 8).all()
+    assert xl[3, 63] == 56 - 3 * 8  # the top layer of the last token reaches N x M before its segment
+    assert (np.diff(xl, axis=0) <= 0).all()  # each layer reaches at least as far as the one below
+    assert (context_reach(64, 8, 0, 3, recurrent=True) == vanilla).all()  # no memory: the vanilla picture
+
+
+def test_context_reach_is_the_real_dependency_of_the_model():
+    """Perturb one token and see which top-layer states change: exactly those whose reach covers it."""
+    from engine.txl_analysis import context_reach
+    model, L, M = tiny(), 4, 4
+    x = torch.randint(64, (1, 24), generator=torch.Generator().manual_seed(4))
+    y = x.clone()
+    y[0, 5] = (x[0, 5] + 1) % 64
+
+    def top(tokens):
+        memory, out = None, []
+        for s in range(0, 24, L):
+            hidden, memory, _ = model.run(tokens[:, s:s + L], memory, mem_len=M)
+            out.append(hidden)
+        return torch.cat(out, 1)[0]
+
+    changed = ((top(x) - top(y)).abs().amax(-1) > 1e-6).numpy()
+    reach = context_reach(24, L, M, 2, recurrent=True)[-1]
+    assert (changed == ((reach <= 5) & (np.arange(24) >= 5))).all()
+
+
+def test_sliding_windows_score_every_token_once_with_enough_context():
+    from engine.txl_analysis import sliding_nll
+    model = tiny("vanilla-transformer")
+    x = torch.randint(64, (2, 30), generator=torch.Generator().manual_seed(5))
+    fixed = stream_nll(model, x, 8, 0)
+    assert torch.allclose(sliding_nll(model, x, 8, 8)[:, :24], fixed[:, :24], atol=1e-6)
+    sliding = sliding_nll(model, x, 8, 2)
+    assert sliding.shape == fixed.shape and torch.allclose(sliding[:, :8], fixed[:, :8], atol=1e-6)
+    hidden, _, _ = model.run(x[:, 14:22])  # token 22 is scored by the window of inputs 14..21
+    assert torch.allclose(model.token_nll(hidden[:, -1:], x[:, 22:23])[:, 0], sliding[:, 21], atol=1e-5)
+
+
+def test_passage_attention_rows_and_distance_profile_are_distributions():
+    from engine.txl_analysis import distance_profile, read_passage
+    model = tiny(n_tokens=33278, cutoffs=(2000, 10000))
+    tokens = wikitext.words(wikitext.lines("test")[3])[:40]
+    att = read_passage(model, tokens, seg_len=8, mem_len=8)
+    assert len(att.maps) == 5 and att.maps[2].shape == (2, 2, 8, 16) and att.k_start[2] == 8
+    row = att.row(20, layer=1, head=0)
+    assert row.shape == (40,) and abs(row.sum() - 1) < 1e-5 and row[21:].sum() == 0 and row[:8].sum() == 0
+    profile = distance_profile(att, 15)
+    assert profile.shape == (2, 2, 16) and np.isfinite(profile).all()
+    assert att.unknown == [t == wikitext.UNK for t in tokens]
+
+
+def test_evaluate_reports_labelled_perplexities():
+    from engine.cards import txl_card
+    from engine.txl_analysis import evaluate
+    xl = tiny(n_tokens=33278, cutoffs=(2000, 10000), tgt_len=8, mem_len=8)
+    result = evaluate(xl, mem_lens=(0, 8, 16), max_tokens=2000)
+    assert result["curve"]["mem_len"] == [0, 8, 16] and result["mem_len"] in (0, 8, 16)
+    assert result["ppl"] == result["curve"]["test_ppl"][[0, 8, 16].index(result["mem_len"])]
+    assert "best on validation" in result["how"] and result["tokens"] == 10 * (200 - 1)
+    vanilla = tiny("vanilla-transformer", n_tokens=33278, cutoffs=(2000, 10000), tgt_len=8)
+    base = evaluate(vanilla, max_tokens=2000)
+    assert base["ppl"] > 1 and base["sliding"]["stride"] == 2 and "fixed segments" in base["how"]
+    card = txl_card(xl, {"test": result, "training": {"steps": 3}})
+    assert f"Test perplexity {result['ppl']:.2f}" in card and "WikiText-2" in card

@@ -209,19 +209,20 @@ def _schedule(base: float, step: int, warmup: int, total: int) -> float:
 
 # --- evaluation and generation ------------------------------------------------------------------------
 @torch.no_grad()
-def stream_nll(model: TransformerXL, batched: torch.Tensor, seg_len: int, mem_len: int, *,
-               progress=None) -> torch.Tensor:
-    """(B, T) batchified tokens -> (B, T - 1) NLL in nats of every token after the first, predicted segment
-    by segment: Transformer-XL with up to `mem_len` cached positions, the vanilla model with none
-    (its context restarts at every segment boundary). `progress(fraction)` is called after each segment."""
-    memory, out, T = None, [], batched.shape[1]
+def iter_stream_nll(model: TransformerXL, batched: torch.Tensor, seg_len: int, mem_len: int):
+    """(B, T) batchified tokens -> yields (fraction done, (B, <= seg_len) NLL in nats) segment by segment:
+    Transformer-XL with up to `mem_len` cached positions, the vanilla model with none (its context restarts
+    at every segment boundary). Together the chunks cover every token after the first."""
+    memory, T = None, batched.shape[1]
     for start in range(0, T - 1, seg_len):
         window = batched[:, start:start + seg_len + 1].to(model.device)
         hidden, memory, _ = model.run(window[:, :-1], memory, mem_len=mem_len)
-        out.append(model.token_nll(hidden, window[:, 1:]).cpu())
-        if progress:
-            progress(min(start + seg_len, T - 1) / (T - 1))
-    return torch.cat(out, dim=1)
+        yield min(start + seg_len, T - 1) / (T - 1), model.token_nll(hidden, window[:, 1:]).cpu()
+
+
+def stream_nll(model: TransformerXL, batched: torch.Tensor, seg_len: int, mem_len: int) -> torch.Tensor:
+    """(B, T) -> (B, T - 1) NLL in nats of every token after the first (see iter_stream_nll)."""
+    return torch.cat([chunk for _, chunk in iter_stream_nll(model, batched, seg_len, mem_len)], dim=1)
 
 
 def _filter(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:

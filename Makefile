@@ -54,6 +54,7 @@ bench: venv test-deps
 	PYTHONPATH=. $(PY) bench/latency.py
 	PYTHONPATH=. $(PY) bench/gan_lab_speed.py
 	PYTHONPATH=. $(PY) bench/planar_kl.py
+	OMP_NUM_THREADS=1 PYTHONPATH=. $(PY) bench/txl_eval_speed.py
 
 train-bundled: venv
 	$(PY) -m engine train rbm --preset bundled --out assets/checkpoints/rbm-mnist --ais-runs 100 --ais-betas 14500
@@ -106,6 +107,18 @@ train-flows: venv
 		OMP_NUM_THREADS=1 $(PY) -m engine train $$m --preset $$p --out $$out && \
 		OMP_NUM_THREADS=1 $(PY) -m engine eval $$out && rm -f $$out/resume.pt || exit 1; \
 	done
+
+.PHONY: train-txl
+# The two WikiText-2 language models side by side, one CPU thread each (the same data, steps and schedule),
+# then their evaluation: the vanilla model first, since the XL's card and curves quote it.
+TXL_RUNS := transformer-xl:txl-wikitext2 vanilla-transformer:vanilla-wikitext2
+train-txl: venv
+	for r in $(TXL_RUNS); do \
+		OMP_NUM_THREADS=1 $(PY) -m engine train $${r%%:*} --preset bundled --out assets/checkpoints/$${r#*:} & \
+	done; wait
+	OMP_NUM_THREADS=2 $(PY) -m engine eval assets/checkpoints/vanilla-wikitext2
+	OMP_NUM_THREADS=2 $(PY) -m engine eval assets/checkpoints/txl-wikitext2
+	rm -f assets/checkpoints/txl-wikitext2/resume.pt assets/checkpoints/vanilla-wikitext2/resume.pt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache

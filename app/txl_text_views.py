@@ -162,8 +162,8 @@ def attention_map() -> None:
     probs = att.maps[segment][layer]
     probs = probs.mean(0) if h is None else probs[h]  # (L, K)
     q0, k0 = att.q_start[segment], att.k_start[segment]
-    keys = att.tokens[k0:q0 + probs.shape[0]]
-    queries = att.tokens[q0:q0 + probs.shape[0]]
+    labels = [_shown(t) + (" (<unk>)" if unk and t != api.wikitext.UNK else "") for t, unk in zip(att.tokens, att.unknown)]
+    keys, queries = labels[k0:q0 + probs.shape[0]], labels[q0:q0 + probs.shape[0]]
     hover = np.array([[f"{queries[i]} → {keys[j]}" for j in range(len(keys))] for i in range(len(queries))])
     fig = go.Figure(go.Heatmap(z=np.sqrt(probs), customdata=np.stack([hover, probs.astype(str)], -1),
                                x=list(range(k0, k0 + len(keys))), y=list(range(q0, q0 + len(queries))),

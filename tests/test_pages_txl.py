@@ -146,3 +146,11 @@ def test_damaged_checkpoint_is_reported(clear_streamlit_caches, monkeypatch, tmp
     at.segmented_control(key="txl_view").set_value("generate").run()
     assert not at.exception
     assert any("cannot be loaded" in e.value for e in at.error)
+
+
+def test_generation_from_the_lecture_slide_shows_the_papers_continuation(txl):
+    at = show(txl, "generate")
+    at.radio(key="gen_source").set_value("lecture").run()
+    assert not at.exception and not at.error
+    assert any("the paper's Transformer-XL" in e.label for e in at.expander)
+    assert any(m.label == "Prompt tokens" for m in at.metric)

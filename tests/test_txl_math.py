@@ -250,3 +250,30 @@ def test_evaluate_reports_labelled_perplexities():
     assert base["ppl"] > 1 and base["sliding"]["stride"] == 2 and "fixed segments" in base["how"]
     card = txl_card(xl, {"test": result, "training": {"steps": 3}})
     assert f"Test perplexity {result['ppl']:.2f}" in card and "WikiText-2" in card
+
+
+def test_wikitext_comes_from_a_given_folder_or_the_hub_and_fails_clearly(monkeypatch, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import huggingface_hub
+    from engine.data import DatasetUnavailable
+    (tmp_path / "wiki.test.tokens").write_text(" \n = A = \n the cat sat \n", encoding="utf-8")
+    monkeypatch.setenv("DGM_WIKITEXT_DIR", str(tmp_path))
+    wikitext.lines.cache_clear()
+    assert wikitext.lines("test") == (" ", " = A = ", " the cat sat ")
+    monkeypatch.setenv("DGM_WIKITEXT_DIR", str(tmp_path / "missing"))
+    hub_file = tmp_path / "test.parquet"  # the Hub's layout: one row per line, with its newline
+    pq.write_table(pa.table({"text": ["", " = B = \n", " a dog \n"]}), hub_file)
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name, **kw: asked.append((repo, name)) or str(hub_file))
+    wikitext.lines.cache_clear()
+    assert wikitext.lines("test") == ("", " = B = ", " a dog ")
+    assert asked == [("Salesforce/wikitext", "wikitext-2-v1/test-00000-of-00001.parquet")]
+
+    def offline(*args, **kwargs):
+        raise OSError("offline")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    wikitext.lines.cache_clear()
+    with pytest.raises(DatasetUnavailable, match="DGM_DATA_DIR"):
+        wikitext.lines("test")
+    wikitext.lines.cache_clear()

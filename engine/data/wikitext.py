@@ -1,13 +1,14 @@
 """WikiText-2 (Merity et al. 2016), word level: the vocabulary, token streams and training segments.
 
-Sources, in order: a folder the caller gives, `DGM_DATA_DIR/wikitext-2` (default ../shared/data beside a
-checkout), else the Hugging Face Hub's `Salesforce/wikitext` (wikitext-2-v1) when online. Each line is split
+Sources, in order: a folder the caller gives, `DGM_WIKITEXT_DIR`, `DGM_DATA_DIR/wikitext-2` (default
+../shared/data beside a checkout), else the Hugging Face Hub's `Salesforce/wikitext` (wikitext-2-v1) when online. Each line is split
 on spaces and ends with one `<eos>`, as in the paper's tokenized files. The vocabulary comes from the train
 split only (33,278 types); any other word becomes `<unk>`, and `encode` says which words did.
 """
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,12 @@ HUB_FILES = {s: f"wikitext-2-v1/{n}-00000-of-00001.parquet" for s, n in
 
 
 def _local_folder(folder: str | Path | None) -> Path | None:
+    """The folder holding wiki.{train,valid,test}.tokens: the argument, `DGM_WIKITEXT_DIR`, or
+    `DGM_DATA_DIR/wikitext-2`."""
     if folder is not None:
         return Path(folder)
+    if os.environ.get("DGM_WIKITEXT_DIR"):
+        return Path(os.environ["DGM_WIKITEXT_DIR"])
     root = data_dir()
     return root / "wikitext-2" if root is not None else None
 

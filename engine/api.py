@@ -23,6 +23,7 @@ from engine.snapshots import load_snapshots  # noqa: F401
 from engine.models.vae import latent_path  # noqa: F401
 from engine.data import energies2d, toy2d  # noqa: F401  (2-D flows' targets U1..U4; point sets for flows and the GAN lab)
 from engine.models import planar as planar_flows, realnvp2d  # noqa: F401  (2-D flows: evaluation, grids)
+from engine.models.glow import evaluate as evaluate_glow  # noqa: F401  (Glow: test bits/dim and its four terms)
 from engine.gan_lab import EVAL_EVERY as LAB_EVAL_EVERY, EVAL_POINTS as LAB_EVAL_POINTS  # noqa: F401
 from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAULTS, PRESETS as LAB_PRESETS  # noqa: F401
 from engine.gan_lab import Lab, LabSettings  # noqa: F401
@@ -108,6 +109,10 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
         monitor = mnist.binarized("valid") if binary else mnist.images("valid")
         batches, n_train = (lambda g: mnist.batches("train", batch_size, generator=g, binary=binary),
                             len(mnist.images("train")))
+    elif dataset == "mnist-8bit":  # grey levels k/256 (Glow); the model dequantizes with the trainer's generator
+        batches, n_train, monitor = (lambda g: mnist.batches("train", batch_size, generator=g, binary=False),
+                                     len(mnist.images("train")), mnist.images("valid"))
+        settings.setdefault("total_steps", max_steps or n_train // batch_size * epochs)  # cosine ends with training
     elif dataset == "mnist-labelled":  # (B, 785) rows: grey levels and the digit (the classifier)
         train, monitor = (classifier.labelled(mnist.images(s), mnist.labels(s)) for s in ("train", "valid"))
         batches, n_train = (lambda g: classifier.labelled_batches(train[:, :-1], train[:, -1], batch_size, generator=g),

@@ -110,12 +110,16 @@ train-flows: venv
 	done
 
 .PHONY: train-txl
-# The two WikiText-2 language models side by side, one CPU thread each (the same data, steps and schedule),
-# then their evaluation: the vanilla model first, since the XL's card and curves quote it.
+# The two WikiText-2 language models side by side, one CPU thread each (the same data, steps and schedule):
+# two epochs of warm-up + cosine, then one more epoch from those weights with a fresh Adam and a second, lower
+# cosine cycle; then their evaluation, the vanilla model first, since the XL's card and curves quote it.
 TXL_RUNS := transformer-xl:txl-wikitext2 vanilla-transformer:vanilla-wikitext2
+TXL_PHASE2 := --warm-start --epochs 3 --set lr=0.0005 --set warmup=100 --set total_steps=2040
 train-txl: venv
 	for r in $(TXL_RUNS); do \
-		OMP_NUM_THREADS=1 $(PY) -m engine train $${r%%:*} --preset bundled --out assets/checkpoints/$${r#*:} & \
+		( OMP_NUM_THREADS=1 $(PY) -m engine train $${r%%:*} --preset bundled --out assets/checkpoints/$${r#*:} && \
+		  OMP_NUM_THREADS=1 $(PY) -m engine train $${r%%:*} --preset bundled --out assets/checkpoints/$${r#*:} \
+		  $(TXL_PHASE2) ) & \
 	done; wait
 	OMP_NUM_THREADS=2 $(PY) -m engine eval assets/checkpoints/vanilla-wikitext2
 	OMP_NUM_THREADS=2 $(PY) -m engine eval assets/checkpoints/txl-wikitext2

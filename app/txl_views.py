@@ -173,7 +173,7 @@ def speed() -> None:
 
 def _speed_work(xl, vanilla, lengths):
     def work(job: jobs.Job):
-        for update in api.iter_txl_speed_curve(xl, vanilla, lengths):
+        for update in api.iter_txl_speed_curve(xl, vanilla, lengths, budget_s=4.0 * len(lengths)):
             if "result" in update:
                 job.result = update["result"]
             yield {k: v for k, v in update.items() if k != "result"}

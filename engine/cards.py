@@ -357,7 +357,10 @@ def txl_card(model, metrics: dict) -> str:
              f"- {tr.get('steps', '?')} steps of {tr.get('train', {}).get('batch_size', '?')} x {cfg.tgt_len} tokens "
              f"({tr.get('epochs', '?')} epochs), {tr.get('seconds', 0) / 60:.0f} min on {tr.get('device', '?')} "
              "(one CPU thread per model, both models side by side on a 2-core machine; no GPU was available)",
-             f"- Adam with linear warm-up and cosine decay: `{json.dumps(tr.get('train', {}))}`, gradient clip 0.25",
+             f"- Adam with linear warm-up and cosine decay: `{json.dumps(model.presets['bundled']['train'])}`, "
+             "gradient clip 0.25" + (f"; from step {tr['warm_starts_at_step'][-1]:,} continued with a fresh Adam and a "
+                                     f"second cosine cycle: `{json.dumps(tr.get('train', {}))}`"
+                                     if tr.get("warm_starts_at_step") else ""),
              f"- command: `python -m engine train {model.model_type} --preset {tr.get('preset', '?')} --out <folder>`, "
              "then `python -m engine eval <folder>`", "", "## Metrics (WikiText-2 test split)"]
     if not test:

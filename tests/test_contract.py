@@ -42,6 +42,10 @@ def data_shape(model) -> tuple[int, ...]:
 
 
 def binary_batch(model, n: int = 8, seed: int = 1) -> torch.Tensor:
+    """Random binary data shaped like the model's samples; models of token ids (language models) give their
+    own `example_batch`, since 0/1 ids would leave most of an adaptive embedding without a gradient."""
+    if hasattr(model, "example_batch"):
+        return model.example_batch(n, generator=gen(seed))
     return (torch.rand(n, *data_shape(model), generator=gen(seed)) < 0.3).float()
 
 

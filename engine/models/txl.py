@@ -125,6 +125,7 @@ class TransformerXL(Model):
         return self.drop(self.norm(h)), self._update(memory, inputs, mem_len), maps if keep_attention else []
 
     def _update(self, memory: Memory | None, inputs: list[torch.Tensor], mem_len: int) -> Memory:
+        """The next memory: per layer, the last `mem_len` of [old memory ; this segment's layer inputs]."""
         if not self.relative or mem_len == 0:
             return []
         with torch.no_grad():
@@ -170,6 +171,10 @@ class TransformerXL(Model):
         group["done"] += 1
         self._train_memory = self._last_memory
         return {k: float(v.detach()) for k, v in terms.items()}
+
+    def example_batch(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, tgt_len + 1) uniformly random token ids: a training-shaped batch for tests without a corpus."""
+        return torch.randint(self.config.n_tokens, (n, self.config.tgt_len + 1), generator=generator)
 
     @torch.no_grad()
     def monitor(self, stream: torch.Tensor, *, generator=None) -> dict[str, float]:

@@ -132,12 +132,15 @@ def attention_distance() -> None:
     order = np.argsort(-mean_distance)
     bars = go.Figure(go.Bar(x=[labels[i] for i in order], y=mean_distance[order], marker_color="#2b6cb0",
                             text=[f"{v:.0f}" for v in mean_distance[order]], textposition="outside"))
+    bars.add_hline(y=reach / 2, line=dict(color="#718096", width=2, dash="dash"),
+                   annotation_text=f"uniform attention over the {reach + 1} visible tokens", annotation_font=FONT)
     bars.update_layout(height=360, margin=dict(l=10, r=10, t=50, b=10), font=FONT,
                        title="Mean distance of each head's attention, farthest first")
     bars.update_yaxes(title="tokens back")
     st.plotly_chart(bars, width="stretch", key="dist_bars")
     far = order[0]
-    st.caption(f"The farthest-looking head is {labels[far]}, at {mean_distance[far]:.0f} tokens back on average. "
+    st.caption(f"The farthest-looking head is {labels[far]}, at {mean_distance[far]:.0f} tokens back on average; a "
+               "head near the dashed line spreads its attention evenly, one far below it looks at the last few words. "
                "Colours are on a log scale; each row sums to 1 over d for a token that can see the whole range.")
 
 

@@ -3,11 +3,13 @@ length, the evaluation speed-up, and the results table. Model math lives in engi
 engine.txl_analysis and engine.txl_speed; this file arranges and draws it."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import jobs, widgets
+from app import jobs
 from app.resources import bundled_metrics, bundled_model, loadable
 from app.txl_text_views import XL, VANILLA, lecture_passages
 from engine import api
@@ -96,10 +98,10 @@ def _passage_tokens() -> list[str]:
 # --- 2. context helps --------------------------------------------------------------------------
 def context() -> None:
     st.subheader("Context helps: test perplexity against memory length")
-    st.markdown("Evaluate the bundled Transformer-XL on WikiText-2's test split with segments of its training "
-                "length and a memory of 0 to several hundred tokens: the more it remembers, the better it "
-                "predicts, even beyond the 64 tokens of memory it was trained with (relative positions "
-                "generalise). The vanilla model's context restarts every segment; it is the flat line.")
+    st.markdown("Evaluate the bundled Transformer-XL on WikiText-2's test split in segments of its training length "
+                "(64 tokens) while it remembers the last M positions of every layer. With M = 0 it is in the vanilla "
+                "model's situation, its context cut at every segment boundary; the dashed lines are the vanilla "
+                "model itself, evaluated on fixed segments and on overlapping windows.")
     xl, vanilla = models()
     bundled = bundled_metrics(XL).get("context_curve")
     if bundled:
@@ -134,14 +136,24 @@ def _context_work(xl, vanilla, mems, n_tokens):
 def _context_figure(curve: dict, label: str, *, key: str) -> None:
     fig = go.Figure(go.Scatter(x=curve["mem_len"], y=curve["xl_ppl"], mode="lines+markers", name="Transformer-XL",
                                line=dict(color=COLORS["xl"], width=3), marker=dict(size=10)))
-    if curve.get("vanilla_ppl"):
-        fig.add_hline(y=curve["vanilla_ppl"], line=dict(color=COLORS["vanilla"], width=3, dash="dash"),
-                      annotation_text=f"vanilla, fixed segments: {curve['vanilla_ppl']:.1f}", annotation_font=FONT)
+    vanilla = bundled_metrics(VANILLA).get("test", {})
+    lines = [(curve.get("vanilla_ppl"), "fixed segments", "dash")]
+    if label.startswith("whole") and vanilla.get("sliding"):  # the sliding windows were measured on the whole split
+        lines.append((vanilla["sliding"]["ppl"], f"overlapping windows, context ≥ {vanilla['sliding']['window'] - vanilla['sliding']['stride']}", "dot"))
+    for value, how, dash in lines:
+        if value:
+            fig.add_hline(y=value, line=dict(color=COLORS["vanilla"], width=3, dash=dash),
+                          annotation_text=f"vanilla, {how}: {value:.1f}", annotation_font=FONT)
     _layout(fig, 380, title=f"Test perplexity, {curve['tokens']:,} tokens ({label})")
     fig.update_xaxes(title="evaluation memory length M (tokens)")
     fig.update_yaxes(title="perplexity (lower is better)")
     st.plotly_chart(fig, width="stretch", key=key)
-    st.caption(f"{curve['split']}; segments of 64 tokens; perplexity = exp(mean NLL in nats per token).")
+    ppl, mems = curve["xl_ppl"], curve["mem_len"]
+    best = int(np.argmin(ppl))
+    st.caption(f"{curve['split']}; segments of 64 tokens; perplexity = exp(mean NLL in nats per token). "
+               f"Best at M = {mems[best]} ({ppl[best]:.1f}, against {ppl[0]:.1f} at M = {mems[0]}). The model was "
+               "trained with M = 64; far beyond that it gains nothing more (the paper's large models, trained with "
+               "longer memories, keep gaining).")
 
 
 # --- 3. speed ----------------------------------------------------------------------------------
@@ -189,24 +201,26 @@ def _speed_figure(result: dict, label: str) -> None:
                                    ("xl_ms", "XL: 1 new token per pass, with memory", COLORS["xl"], "dot")]:
         fig.add_trace(go.Scatter(x=result["length"], y=result[key], name=name, mode="lines+markers",
                                  line=dict(color=color, width=3, dash=dash), marker=dict(size=10)))
-    _layout(fig, 440, title=f"Time per predicted token ({label})", legend=dict(orientation="h", y=-0.3))
-    fig.update_xaxes(title="attention length A", type="log")
-    fig.update_yaxes(title="milliseconds", type="log")
+    _layout(fig, 440, title="Time per predicted token", legend=dict(orientation="h", y=-0.3))
+    fig.update_xaxes(title="attention length A", type="log", tickvals=result["length"])
+    fig.update_yaxes(title="milliseconds", type="log", dtick=1)
     left.plotly_chart(fig, width="stretch", key="speed_times")
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=result["length"], y=result["segment_ratio"], name=f"this server, {seg} tokens per pass",
-                             mode="lines+markers+text", text=[f"{r:.0f}×" for r in result["segment_ratio"]],
-                             textposition="top left", line=dict(color=COLORS["xl"], width=3), marker=dict(size=10)))
+                             mode="lines+markers+text", textposition="bottom right", textfont=FONT,
+                             text=[""] * (len(result["length"]) - 1) + [f"{result['segment_ratio'][-1]:.0f}×"],
+                             line=dict(color=COLORS["xl"], width=3), marker=dict(size=10)))
     fig.add_trace(go.Scatter(x=result["length"], y=result["ratio"], name="this server, 1 token per pass",
                              mode="lines+markers", line=dict(color=COLORS["xl"], width=2, dash="dot")))
     fig.add_trace(go.Scatter(x=paper["length"], y=paper["ratio"], name="paper (GPU)", mode="markers+text",
-                             text=[f"{r}×" for r in paper["ratio"]], textposition="bottom right",
+                             text=[f"{r}×" for r in paper["ratio"]], textposition="middle left", textfont=FONT,
                              marker=dict(size=14, symbol="diamond", color=COLORS["paper"])))
     _layout(fig, 440, title="Speed-up of state reuse", legend=dict(orientation="h", y=-0.3))
-    fig.update_xaxes(title="attention length A", type="log")
-    fig.update_yaxes(title="vanilla time / XL time", type="log")
+    fig.update_xaxes(title="attention length A", type="log", range=[math.log10(40), math.log10(6000)],
+                     tickvals=sorted({*result["length"], *paper["length"]}))
+    fig.update_yaxes(title="vanilla time / XL time", type="log", dtick=1)
     right.plotly_chart(fig, width="stretch", key="speed_ratio")
-    st.caption(f"Medians on {result['device']} with {result['threads']} thread(s), batch 1. The paper's evaluation "
+    st.caption(f"{label.capitalize()}: medians on {result['device']} with {result['threads']} thread(s), batch 1. The paper's evaluation "
                f"runs a segment of new tokens per pass on top of the memory ({paper['note']}). One token per pass "
                "gains less here because this memory caches each layer's inputs, so their keys and values are "
                "projected again at every pass.")

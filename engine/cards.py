@@ -361,8 +361,10 @@ def txl_card(model, metrics: dict) -> str:
              "gradient clip 0.25" + (f"; from step {tr['warm_starts_at_step'][-1]:,} continued with a fresh Adam and a "
                                      f"second cosine cycle: `{json.dumps(tr.get('train', {}))}`"
                                      if tr.get("warm_starts_at_step") else ""),
-             f"- command: `python -m engine train {model.model_type} --preset {tr.get('preset', '?')} --out <folder>`, "
-             "then `python -m engine eval <folder>`", "", "## Metrics (WikiText-2 test split)"]
+             f"- command: `python -m engine train {model.model_type} --preset {tr.get('preset', '?')} --out <folder>`"
+             + (", then again with `--warm-start` and the second cycle's settings (`--epochs`, `--set ...`)"
+                if tr.get("warm_starts_at_step") else "")
+             + ", then `python -m engine eval <folder>` (all of it: `make train-txl`)", "", "## Metrics (WikiText-2 test split)"]
     if not test:
         lines.append("- not yet evaluated (`python -m engine eval <folder>`).")
     elif xl:

@@ -86,11 +86,12 @@ def passage_picker(key: str) -> list[str] | None:
 def memory_choice(key: str, default: int = 256) -> int:
     options = [0, 64, 128, 256, 384, 576]
     return st.select_slider("Memory length at evaluation", options, value=default, key=key,
-                            help="The bundled model was trained with 64; its relative positions let it use more.")
+                            help="The bundled model was trained with 64 and predicts best with about 128 (see "
+                                 "Context helps); its relative positions let it run with any length.")
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the passage segment by segment…")
-def _read(tokens: tuple[str, ...], mem_len: int, _model, fingerprint: str):
+def _read(tokens: tuple[str, ...], mem_len: int, _model, name: str):
     return api.txl_read_passage(_model, list(tokens), seg_len=SEG_LEN, mem_len=mem_len, max_tokens=PASSAGE_TOKENS)
 
 

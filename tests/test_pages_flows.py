@@ -2,43 +2,28 @@
 the background and ends with a model, and bad input (CSV, typed points, URL settings) gives a message."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests import apptest
 
 VIEWS = ["change", "layers", "compare", "train", "realnvp"]
 
 
 @pytest.fixture
 def flows(clear_streamlit_caches) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
-    at.switch_page("app_pages/flows.py").run()
-    assert not at.exception, at.exception
-    return at
+    return apptest.open_page("app_pages/flows.py", timeout=120)
 
 
 def show(at: AppTest, view: str) -> AppTest:
-    at.segmented_control(key="flows_view").set_value(view).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return apptest.show(at, "flows_view", view)
 
 
-def charts(at: AppTest) -> list[str]:
-    return [c.proto.spec for c in at.get("plotly_chart")]
+charts = apptest.charts
 
 
 def wait_for_job(at: AppTest, seconds: float = 90) -> None:
-    """Rerun until the page's background job has finished (AppTest never fires run_every)."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        at.run()
-        if not any(b.label == "Cancel" for b in at.button):
-            return
-        time.sleep(1)
-    raise AssertionError("the background job did not finish")
+    apptest.wait_for_job(at, seconds)
 
 
 @pytest.mark.parametrize("view", VIEWS)

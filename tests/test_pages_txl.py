@@ -3,11 +3,10 @@ drawn, the background jobs (perplexity vs memory, speed) finish with a result, a
 or a damaged checkpoint give a message instead of a traceback."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import apptest
 from tests.conftest import ROOT
 
 VIEWS = ["segments", "distance", "attention", "generate", "context", "speed", "results"]
@@ -15,31 +14,18 @@ VIEWS = ["segments", "distance", "attention", "generate", "context", "speed", "r
 
 @pytest.fixture
 def txl(clear_streamlit_caches) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
-    at.switch_page("app_pages/txl.py").run()
-    assert not at.exception, at.exception
-    return at
+    return apptest.open_page("app_pages/txl.py", timeout=180)
 
 
 def show(at: AppTest, view: str) -> AppTest:
-    at.segmented_control(key="txl_view").set_value(view).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return apptest.show(at, "txl_view", view)
 
 
-def charts(at: AppTest) -> list[str]:
-    return [c.proto.spec for c in at.get("plotly_chart")]
+charts = apptest.charts
 
 
 def wait_for_job(at: AppTest, seconds: float = 150) -> None:
-    """Rerun until the page's background job has finished (AppTest never fires run_every)."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        at.run()
-        if not any(b.label == "Cancel" for b in at.button):
-            return
-        time.sleep(1)
-    raise AssertionError("the background job did not finish")
+    apptest.wait_for_job(at, seconds)
 
 
 @pytest.mark.parametrize("view", VIEWS)

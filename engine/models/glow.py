@@ -27,6 +27,7 @@ import torch
 
 from engine.data import mnist
 from engine.models.base import Model
+from engine.optim import scheduled_adam, scheduled_step
 from engine.nn.glow import Coupling, Logit, MultiScale
 from engine.registry import register
 
@@ -188,26 +189,20 @@ class Glow(Model):
 
     def make_optimizers(self, lr: float = 1e-3, warmup: int = 0, total_steps: int = 0, clip: float = 100.0,
                         **_) -> list:
-        """Adam with linear warm-up then cosine decay to 0 at `total_steps` (constant if 0) and gradient-norm
-        clipping at `clip` (off if 0); the schedule's counters live in the param group, so they are saved
-        with the optimizer state and survive a resume."""
-        opt = torch.optim.Adam(self.parameters(), lr=lr)
-        opt.param_groups[0].update(base_lr=lr, warmup=warmup, total_steps=total_steps, clip=clip, done=0)
-        return [opt]
+        """Adam with linear warm-up then cosine decay to 0 at `total_steps` (constant if 0), see engine.optim,
+        and gradient-norm clipping at `clip` (off if 0), kept in the param group with the schedule."""
+        return [scheduled_adam(self.parameters(), lr=lr, warmup=warmup, total_steps=total_steps, clip=clip)]
 
     def train_step(self, batch: torch.Tensor, optimizers, *, generator=None) -> dict[str, float]:
         """One Adam step on the batch's bits/dim, dequantized with `generator` (the Trainer's)."""
         (opt,) = optimizers
-        group = opt.param_groups[0]
-        group["lr"] = schedule(group["base_lr"], group["done"], group["warmup"], group["total_steps"])
         opt.zero_grad(set_to_none=True)
         terms = self.loss(batch, generator=generator)
         terms["loss"].backward()
-        if group["clip"]:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), group["clip"])
-        opt.step()
-        group["done"] += 1
-        return {k: float(v.detach()) for k, v in terms.items()} | {"lr": group["lr"]}
+        if opt.param_groups[0]["clip"]:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), opt.param_groups[0]["clip"])
+        lr = scheduled_step(opt)
+        return {k: float(v.detach()) for k, v in terms.items()} | {"lr": lr}
 
     @torch.no_grad()
     def monitor(self, x: torch.Tensor, *, generator=None) -> dict[str, float]:
@@ -219,15 +214,6 @@ class Glow(Model):
         """Samples from fixed latents at temperature 0.7 (the same every call): numpy (n, H, W)."""
         return self.sample(n, generator=torch.Generator().manual_seed(0), temperature=temperature) \
             .reshape(n, *self.config.image_shape).cpu().numpy()
-
-
-def schedule(base: float, step: int, warmup: int, total: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total` steps (constant if total is 0)."""
-    if warmup and step < warmup:
-        return base * (step + 1) / warmup
-    if total:
-        return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-    return base
 
 
 @torch.no_grad()

@@ -14,7 +14,6 @@ inputs of that layer for the last M positions). Log-likelihoods are in nats per 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +22,7 @@ from torch import nn
 from engine.models.base import Model
 from engine.nn.adaptive import AdaptiveEmbedding
 from engine.nn.attention import Attention, sinusoid
+from engine.optim import scheduled_adam, scheduled_step
 from engine.registry import register
 
 Memory = list[torch.Tensor]
@@ -150,16 +150,11 @@ class TransformerXL(Model):
         return {"loss": nll, "ppl": nll.detach().exp()}
 
     def make_optimizers(self, lr: float = 1e-3, warmup: int = 0, total_steps: int = 0, **_) -> list:
-        """Adam with linear warm-up then cosine decay to 0 at `total_steps` (none if 0); the schedule's
-        counters live in the param group, so they are saved with the optimizer state."""
-        opt = torch.optim.Adam(self.parameters(), lr=lr)
-        opt.param_groups[0].update(base_lr=lr, warmup=warmup, total_steps=total_steps, done=0)
-        return [opt]
+        """Adam with linear warm-up then cosine decay to 0 at `total_steps` (none if 0), see engine.optim."""
+        return [scheduled_adam(self.parameters(), lr=lr, warmup=warmup, total_steps=total_steps)]
 
     def train_step(self, batch, optimizers, *, generator=None) -> dict[str, float]:
         (opt,) = optimizers
-        group = opt.param_groups[0]
-        group["lr"] = _schedule(group["base_lr"], group["done"], group["warmup"], group["total_steps"])
         memory = self._train_memory
         if memory and memory[0].shape[0] != batch.shape[0]:
             memory = None
@@ -167,8 +162,7 @@ class TransformerXL(Model):
         terms = self.loss(batch, memory)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.parameters(), 0.25)  # the paper's clip
-        opt.step()
-        group["done"] += 1
+        scheduled_step(opt)
         self._train_memory = self._last_memory
         return {k: float(v.detach()) for k, v in terms.items()}
 
@@ -201,15 +195,6 @@ class VanillaTransformer(TransformerXL):
         "tiny": {"config": {**TransformerXL.presets["tiny"]["config"], "mem_len": 0}, "train": {"epochs": 1, "batch_size": 4}},
         "bundled": {"config": {"mem_len": 0}, "train": TransformerXL.presets["bundled"]["train"]},
     }
-
-
-def _schedule(base: float, step: int, warmup: int, total: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total` steps (constant if total is 0)."""
-    if warmup and step < warmup:
-        return base * (step + 1) / warmup
-    if total:
-        return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-    return base
 
 
 # --- evaluation and generation ------------------------------------------------------------------------

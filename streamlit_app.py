@@ -24,8 +24,10 @@ pages = {
     ],
     "Adversarial models": [st.Page("app_pages/gan.py", title="GANs and Wasserstein GANs", icon=":material/sports_kabaddi:",
                                    url_path="gan")],
-    "Normalizing flows": [st.Page("app_pages/flows.py", title="Normalizing flows", icon=":material/waves:",
-                                  url_path="flows")],
+    "Normalizing flows": [
+        st.Page("app_pages/flows.py", title="Normalizing flows", icon=":material/waves:", url_path="flows"),
+        st.Page("app_pages/glow.py", title="Glow on MNIST", icon=":material/auto_awesome:", url_path="glow"),
+    ],
     "Language models": [st.Page("app_pages/txl.py", title="Transformer-XL", icon=":material/notes:", url_path="txl")],
 }
 st.navigation(pages).run()

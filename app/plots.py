@@ -94,3 +94,19 @@ def bars(labels: list[str], values, *, title: str = "", height: int = 300, range
                            text=[f"{v:.2f}" for v in to_numpy(values)], textposition="outside"))
     fig.update_layout(title=title, yaxis_range=list(range_))
     return _layout(fig, height)
+
+
+def signed_png(image, *, limit: float, scale: int = 4) -> bytes:
+    """A signed (H, W) array as an RGB PNG: blue below 0, white at 0, red above, saturated at +-limit;
+    NaN cells (padding between tiles) are light grey. Upscaled by `scale` with nearest neighbour."""
+    image = to_numpy(image).astype(np.float64)
+    gap = np.isnan(image)
+    t = np.clip(np.nan_to_num(image) / (limit or 1.0), -1, 1)[..., None]
+    white, red, blue = np.array([1.0, 1.0, 1.0]), np.array([0.70, 0.09, 0.17]), np.array([0.13, 0.40, 0.67])
+    rgb = np.where(t >= 0, white + t * (red - white), white - t * (blue - white))
+    rgb[gap] = 0.88
+    pil = Image.fromarray((rgb * 255).round().astype(np.uint8), mode="RGB")
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

@@ -31,10 +31,10 @@ def to_mnist(data: bytes) -> np.ndarray:
     if np.median(grey) > 0.5:  # light background: invert to a bright digit on black
         grey = 1.0 - grey
     grey = (grey - grey.min()) / (grey.max() - grey.min())
-    return _fit(grey)
+    return fit_digit(grey)
 
 
-def _fit(grey: np.ndarray) -> np.ndarray:
+def fit_digit(grey: np.ndarray) -> np.ndarray:
     """Crop to the ink, scale the longer side to 20 px, and centre by mass in a 28x28 frame."""
     rows, cols = np.nonzero(grey > 0.2)
     crop = grey[rows.min():rows.max() + 1, cols.min():cols.max() + 1]

@@ -197,7 +197,7 @@ def cmd_eval(args) -> None:
         print(f"test accuracy {metrics['test']['accuracy']:.4f}")
     elif model.model_type == "glow":  # test bits/dim (fixed dequantization seed) as its four terms
         metrics = {**api.read_metrics(folder), **api.evaluate_glow(model)}
-        checkpoint.save(model, folder, metrics=metrics)
+        checkpoint.save(model, folder, card=cards.glow_card(model, metrics), metrics=metrics)
         print(json.dumps(metrics["test_bits_per_dim"], indent=1))
     elif hasattr(model, "log_prob"):
         _evaluate_vae(model, folder, args.is_k, args.is_images)

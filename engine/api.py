@@ -24,6 +24,9 @@ from engine.models.vae import latent_path  # noqa: F401
 from engine.data import energies2d, toy2d  # noqa: F401  (2-D flows' targets U1..U4; point sets for flows and the GAN lab)
 from engine.models import planar as planar_flows, realnvp2d  # noqa: F401  (2-D flows: evaluation, grids)
 from engine.models.glow import evaluate as evaluate_glow  # noqa: F401  (Glow: test bits/dim and its four terms)
+from engine.glow_analysis import interpolation as glow_interpolation, layer_states as glow_layer_states  # noqa: F401
+from engine.glow_analysis import redraw_fine as glow_redraw_fine, round_trip as glow_round_trip  # noqa: F401
+from engine.glow_analysis import temperature_grids as glow_temperature_grids  # noqa: F401
 from engine.gan_lab import EVAL_EVERY as LAB_EVAL_EVERY, EVAL_POINTS as LAB_EVAL_POINTS  # noqa: F401
 from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAULTS, PRESETS as LAB_PRESETS  # noqa: F401
 from engine.gan_lab import Lab, LabSettings  # noqa: F401

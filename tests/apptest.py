@@ -16,6 +16,18 @@ def open_page(page_file: str, timeout: float = 120) -> AppTest:
     return at
 
 
+def open_view(page_file: str, view: str, timeout: float = 120, **params) -> AppTest:
+    """The page opened by a shared link: ?view=...&key=value..., run once without an exception."""
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=timeout)
+    at.switch_page(page_file)
+    at.query_params["view"] = view
+    for key, value in params.items():
+        at.query_params[key] = str(value)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def show(at: AppTest, selector_key: str, view: str) -> AppTest:
     """Choose `view` in the page's view selector (keyed `selector_key`) and check the rerun raised nothing."""
     at.segmented_control(key=selector_key).set_value(view).run()

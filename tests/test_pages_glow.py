@@ -1,0 +1,138 @@
+"""The Glow page through AppTest on the bundled Glow: every view runs, the temperature and layer sliders
+change what is drawn and go into the URL, a digit survives the round trip, and bad input (a broken upload,
+an empty pad, out-of-range URL settings, a missing or corrupt checkpoint) gives a message."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import digit_input, glow_views
+from engine import api
+from tests import apptest
+
+PAGE = "app_pages/glow.py"
+VIEWS = ["samples", "encode", "interpolate", "inside", "bits"]
+
+
+def open_view(view: str, **params) -> AppTest:
+    return apptest.open_view(PAGE, view, **params)
+
+
+def images(at: AppTest) -> list[str]:
+    """The page's images as their URLs (a new picture has a new URL)."""
+    return [im.value[0] for im in at.image]
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c or "" for im in at.image for c in im.captions]
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_view_runs_without_errors(clear_streamlit_caches, view):
+    at = open_view(view)
+    assert not at.error and not at.warning, [e.value for e in [*at.error, *at.warning]]
+    assert at.title[0].value == "Glow on MNIST"
+
+
+def test_temperature_changes_the_samples_and_is_shared(clear_streamlit_caches):
+    at = open_view("samples")
+    before = images(at)
+    at.select_slider(key="glow_temperature").set_value(1.0).run()
+    assert images(at)[0] != before[0] and images(at)[1] == before[1]  # the strip of all temperatures stays
+    assert at.query_params["t10"] == ["10"] or at.query_params["t10"] == "10"
+    at.number_input(key="glow_seed").set_value(7).run()
+    assert images(at)[1] != before[1]
+    assert "T = 1.0, seed 7" in captions(at)[0]
+
+
+def test_a_shared_link_opens_at_its_temperature_and_a_bad_one_warns(clear_streamlit_caches):
+    at = open_view("samples", t10=3, seed=42)
+    assert at.select_slider(key="glow_temperature").value == 0.3 and at.number_input(key="glow_seed").value == 42
+    at = open_view("samples", t10=99, seed="x")
+    assert len(at.warning) == 2 and at.select_slider(key="glow_temperature").value == 0.7
+
+
+def test_a_test_digit_comes_back_identical(clear_streamlit_caches):
+    at = open_view("encode")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["8-bit image back"] == "identical"
+    assert float(metrics["Largest pixel error"]) < 1e-4
+    bpd = float(metrics["This digit, bits/dim"])
+    assert 0.3 < bpd < 3
+    at.number_input(key="glow_enc_idx").set_value(5).run()
+    assert float({m.label: m.value for m in at.metric}["This digit, bits/dim"]) != bpd
+
+
+def test_bad_upload_and_empty_pad_give_messages(clear_streamlit_caches):
+    at = open_view("encode")
+    at.radio(key="glow_enc_src").set_value("upload").run()
+    at.file_uploader(key="glow_enc_up").set_value(("x.png", b"\x89PNG broken", "image/png")).run()
+    assert not at.exception and any("Could not use x.png" in e.value for e in at.error)
+    at.radio(key="glow_enc_src").set_value("draw").run()
+    assert not at.exception and any("Draw a digit" in i.value for i in at.info)
+    assert not at.metric
+
+
+def test_a_drawing_is_encoded(clear_streamlit_caches):
+    at = open_view("encode")
+    at.radio(key="glow_enc_src").set_value("draw").run()
+    ink = np.zeros((28, 28), dtype=np.float32)
+    ink[4:24, 13:15] = 1  # a "1"
+    at.session_state["glow_enc_ink"] = ink
+    at.run()
+    assert not at.exception and {m.label: m.value for m in at.metric}["8-bit image back"] == "identical"
+
+
+def test_interpolation_draws_both_paths_and_the_animation(clear_streamlit_caches):
+    at = open_view("interpolate")
+    assert len(at.image) == 2 and len(at.get("plotly_chart")) == 1
+    before = images(at)
+    at.slider(key="glow_interp_steps").set_value(6).run()
+    assert images(at) != before
+
+
+def test_layer_slider_walks_through_the_flow(clear_streamlit_caches):
+    at = open_view("inside", layer=0)
+    heading = [m.value for m in at.markdown if m.value.startswith("####")]
+    assert heading and "Logit" in heading[0]
+    at.slider(key="glow_layer").set_value(4).run()
+    heading = [m.value for m in at.markdown if m.value.startswith("####")][0]
+    assert "Coupling" in heading and "4×14×14" in heading
+    assert any("log-scale log s" in c for c in captions(at))
+    assert at.query_params["layer"] in ("4", ["4"])
+    at = open_view("inside", layer=999, digit=-3)
+    assert len(at.warning) == 2
+
+
+def test_bits_view_adds_up(clear_streamlit_caches):
+    at = open_view("bits")
+    test = api.read_metrics(api.resolve(glow_views.MODEL))["test_bits_per_dim"]
+    assert at.metric[0].value == f"{test['total']:.3f}"
+    parts = test["prior"] + test["flow_logdet"] + test["logit_logdet"] + test["quantization"]
+    assert parts == pytest.approx(test["total"], abs=1e-6)
+
+
+def test_missing_or_corrupt_checkpoint_gives_a_message(clear_streamlit_caches, tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(api.resolve(glow_views.MODEL), folder / glow_views.MODEL)
+    monkeypatch.setattr(api, "BUNDLED_DIR", folder)
+    (folder / glow_views.MODEL / "model.safetensors").write_bytes(b"broken")
+    at = open_view("samples")
+    assert any("cannot be loaded" in e.value for e in at.error) and not at.image
+    shutil.rmtree(folder / glow_views.MODEL)
+    at = open_view("samples")
+    assert any("missing" in e.value for e in at.error)
+
+
+def test_pad_helpers():
+    selection = {"points": [{"point_index": 0}, {"point_index": 29}, {"point_index": 9999}, {"x": 1}]}
+    assert digit_input.cells(selection) == [0, 29]
+    ink = np.zeros((28, 28))
+    ink[10, 10] = 1
+    soft = digit_input.soften(ink)
+    assert soft[10, 10] == 1 and 0 < soft[10, 11] < 1 and soft[12, 12] == 0
+    levels = digit_input.as_8bit(np.linspace(0, 1, 784)).numpy() * 256
+    assert np.array_equal(levels, np.round(levels)) and levels.max() == 255

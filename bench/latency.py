@@ -1,9 +1,9 @@
-"""Control-to-image latency in the real browser: the RBM page, the VAE page's latent sliders and the GAN
-page's interpolation slider.
+"""Control-to-picture latency in the real browser: the RBM page, the VAE page's latent sliders, the GAN
+page's interpolation slider, the planar flows' layer slider and the Glow page's temperature and layer sliders.
 
 Starts `streamlit run` on a free loopback port and, in headless Chromium, 30 times moves a slider with
-the keyboard for each case in CASES, timing from the key press to the moment the image in the page has
-a new source. Prints p50/p95 against the target (p95 within 250 ms; Streamlit's own round trip is
+the keyboard for each case in CASES, timing from the key press to the moment the picture changes (a new image
+source, or a new chart title). Prints p50/p95 against the target (p95 within 250 ms; Streamlit's own round trip is
 about 200 ms).
 
     .venv/bin/python bench/latency.py            (or: make bench)
@@ -20,33 +20,44 @@ from bench.server import app_page
 CHANGES, TARGET_MS = 30, 250
 
 
-# (name, page path, slider label, which image on the page shows the result: "first" or "last")
+# (name, page path, slider label, what shows the result: the "first" or "last" image on the page, or the
+# "title" of the first plotly chart)
 CASES = [
     ("RBM page, 'Features shown' slider -> new decomposition image", "rbm?view=features", "Features shown", "last"),
     ("VAE page, latent slider z1 -> new decoded image", "vae?view=sliders", "z1", "first"),
     ("GAN page, interpolation t slider -> new decoded image", "gan?view=interpolate", "t (position on the path)",
      "last"),
+    ("Flows page, planar layer slider k -> redrawn figure (U3, K = 32)", "flows?view=layers&target=u3&K=32&k=16",
+     "Layers applied k", "title"),
+    ("Glow page, temperature slider -> new sample grid", "glow?view=samples", "Temperature T", "first"),
+    ("Glow page, layer slider -> new layer state", "glow?view=inside&layer=20", "Layer", "first"),
 ]
+
+SIGNATURES = {  # JavaScript for what changes when the result is drawn
+    "first": "(() => { const im = document.querySelectorAll(\"[data-testid='stImage'] img\"); "
+             "return im.length ? im[0].src : null; })()",
+    "last": "(() => { const im = document.querySelectorAll(\"[data-testid='stImage'] img\"); "
+            "return im.length ? im[im.length - 1].src : null; })()",
+    "title": "(() => { const t = document.querySelector(\"[data-testid='stPlotlyChart'] .gtitle\"); "
+             "return t ? t.textContent : null; })()",
+}
 
 
 def measure(page, url: str, path: str, slider_name: str, which: str) -> list[float]:
-    """Milliseconds from a slider key press to a new image source, for CHANGES changes after 3 warm-ups."""
+    """Milliseconds from a slider key press to a changed result, for CHANGES changes after 3 warm-ups."""
     page.goto(f"{url}/{path}")
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=120_000)
     slider = page.get_by_role("slider", name=slider_name).first  # the 2-D model is the default: z1, z2
     slider.wait_for(timeout=60_000)
-    images = page.locator("[data-testid='stImage'] img")
-    (images.first if which == "first" else images.last).wait_for(timeout=60_000)
-    pick = "im[0]" if which == "first" else "im[im.length - 1]"
+    signature = SIGNATURES[which]
+    page.wait_for_function(f"{signature} !== null", timeout=60_000)
     times = []
     for i in range(CHANGES + 3):
-        before = (images.first if which == "first" else images.last).get_attribute("src")
+        before = page.evaluate(signature)
         slider.focus()
         start = time.perf_counter()
         page.keyboard.press("ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft")
-        page.wait_for_function("([sel, old]) => { const im = document.querySelectorAll(sel); "
-                               f"return im.length && {pick}.src !== old; }}",
-                               arg=["[data-testid='stImage'] img", before], polling="raf", timeout=10_000)
+        page.wait_for_function(f"old => {signature} !== old", arg=before, polling="raf", timeout=10_000)
         if i >= 3:
             times.append((time.perf_counter() - start) * 1000)
         page.wait_for_timeout(150)

@@ -66,9 +66,10 @@ def samples() -> None:
     widgets.download_png(pngs["strip"], f"glow-temperature-strip-seed{seed}.png", key="dl_glow_strip")
 
 
-@st.cache_data(show_spinner="Decoding the samples at every temperature…", max_entries=16)
-def _temperature_pngs(_fingerprint: str, seed: int) -> dict:
-    """PNG bytes per temperature (the sample grid) and "strip" (4 samples x all temperatures)."""
+@st.cache_resource(show_spinner="Decoding the samples at every temperature…", max_entries=16)
+def _temperature_pngs(fingerprint: str, seed: int) -> dict:
+    """PNG bytes per temperature (the sample grid) and "strip" (4 samples x all temperatures); read-only,
+    cached once per server and seed, so moving the slider only picks a picture."""
     model = bundled_model(MODEL)
     grids = api.glow_temperature_grids(model, GRID_ROWS * GRID_COLS, TEMPERATURES, seed)  # (T, N, 784)
     out = {t: _picture(grids[i], cols=GRID_COLS) for i, t in enumerate(TEMPERATURES)}
@@ -195,24 +196,24 @@ def inside() -> None:
             for name, (png, limit) in zip(("log-scale log s", "shift t"), state["coupling"]):
                 widgets.image(png, caption=f"{name} (saturated at ±{limit:.2g})", width="stretch")
     with right:
-        st.plotly_chart(state["histogram"], key="glow_hist")
+        st.plotly_chart(_histogram(state), key="glow_hist")
         st.caption(f"Mean {state['mean']:+.2f}, standard deviation {state['std']:.2f}; "
                    f"{100 * state['outside']:.1f}% of values lie outside ±4.")
 
 
-@st.cache_data(show_spinner="Tracing the digit through every layer…", max_entries=8)
-def _layer_figures(_fingerprint: str, index: int) -> list[dict]:
-    """Per layer: label, shape, running log-det, the first digit's state as a PNG, the coupling maps as a
-    PNG (couplings only), and the pooled histogram as a plotly figure."""
+@st.cache_resource(show_spinner="Tracing the digit through every layer…", max_entries=8)
+def _layer_figures(fingerprint: str, index: int) -> list[dict]:
+    """Per layer: label, shape, running log-det, the first digit's state as a PNG, the coupling maps as PNGs
+    with their colour limits (couplings only), and the pooled histogram; read-only, cached once per digit."""
     images, _, _ = mnist_test()
     pool = torch.cat([images[index:index + 1], images[:HISTOGRAM_DIGITS]])
     out = []
     for layer in api.glow_layer_states(bundled_model(MODEL), pool):
-        entry = {k: layer[k] for k in ("label", "shape", "logdet_bpd", "outside", "std", "mean")}
+        entry = {k: layer[k] for k in ("label", "shape", "logdet_bpd", "outside", "std", "mean", "histogram",
+                                       "gaussian")}
         entry["png"] = _channels_png(layer["state"])
         if "coupling" in layer:
             entry["coupling"] = [(_channels_png(m, limit=_limit(m)), _limit(m)) for m in layer["coupling"]]
-        entry["histogram"] = _histogram(layer)
         out.append(entry)
     return out
 

@@ -28,7 +28,7 @@ for entry in GALLERY:
     with st.container(border=True):
         left, right = st.columns([1, 1], vertical_alignment="center")
         try:
-            image = samples_png(entry.checkpoint)
+            image = samples_png(entry.checkpoint, temperature=entry.temperature)
         except CheckpointError as e:
             st.error(f"The bundled checkpoint {entry.checkpoint!r} cannot be loaded: {e}")
             continue
@@ -51,6 +51,6 @@ st.markdown(
     "3. **Undirected models: restricted Boltzmann machines** (live), deep belief nets, deep Boltzmann machines\n"
     "4. Directed models: Helmholtz machines, **variational and importance-weighted autoencoders** (live)\n"
     "5. **Generative adversarial networks and Wasserstein GANs** (live: the 2-D lab, MNIST, point clouds)\n"
-    "6. **Normalizing flows**: change of variables, planar flows, Real NVP on points (live); Glow on MNIST\n"
+    "6. **Normalizing flows**: change of variables, planar flows, Real NVP on points, **Glow on MNIST** (live)\n"
     "7. **Language models: Transformer-XL** (live: context, attention, generation, evaluation speed)"
 )

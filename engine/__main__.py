@@ -199,6 +199,10 @@ def cmd_eval(args) -> None:
         metrics = {**api.read_metrics(folder), **api.evaluate_glow(model)}
         checkpoint.save(model, folder, card=cards.glow_card(model, metrics), metrics=metrics)
         print(json.dumps(metrics["test_bits_per_dim"], indent=1))
+    elif model.model_type in ("made", "nade"):  # exact test NLL (nats, bits/dim); MADE: the 1..K mask-ensemble curve
+        metrics = {**api.read_metrics(folder), **api.evaluate_autoregressive(model)}
+        checkpoint.save(model, folder, card=cards.autoregressive_card(model, metrics), metrics=metrics)
+        print(json.dumps(metrics["test_nll"], indent=1))
     elif hasattr(model, "log_prob"):
         _evaluate_vae(model, folder, args.is_k, args.is_images)
     else:

@@ -39,6 +39,9 @@ from engine.txl_analysis import evaluate as evaluate_language_model, token_proba
 from engine.txl_speed import PAPER_POINTS as TXL_PAPER_SPEEDUPS, iter_speed_curve as iter_txl_speed_curve  # noqa: F401
 from engine.data import shapes3d  # noqa: F401  (the point-cloud GAN's shapes, Chamfer distance, labels)
 from engine.models.pointgan import evaluate as evaluate_pointgan, latents_by_shape  # noqa: F401
+from engine.cards import autoregressive_card  # noqa: F401  (MADE/NADE cards)
+from engine.models.made import connectivity as made_connectivity, evaluate as evaluate_autoregressive  # noqa: F401
+from engine.models.made import in_order, independent_bernoulli_nll, make_ordering  # noqa: F401  (MADE/NADE orderings)
 from engine.metrics import AISResult, base_rate_bias, iter_ais
 from engine.pca import PCA, fit_pca, nearest_neighbours, precision_at_k, principal_angles, squared_error  # noqa: F401
 from engine.train import Trainer

@@ -39,6 +39,8 @@ from engine.txl_analysis import evaluate as evaluate_language_model, token_proba
 from engine.txl_speed import PAPER_POINTS as TXL_PAPER_SPEEDUPS, iter_speed_curve as iter_txl_speed_curve  # noqa: F401
 from engine.data import shapes3d  # noqa: F401  (the point-cloud GAN's shapes, Chamfer distance, labels)
 from engine.models.pointgan import evaluate as evaluate_pointgan, latents_by_shape  # noqa: F401
+from engine.data import fsdd  # noqa: F401  (spoken digits: clips, split, mu-law, baselines, WAV bytes)
+from engine.models.wavenet import evaluate as evaluate_wavenet, draw as wavenet_draw  # noqa: F401  (WaveNet)
 from engine.cards import autoregressive_card  # noqa: F401  (MADE/NADE cards)
 from engine.models.made import connectivity as made_connectivity, evaluate as evaluate_autoregressive  # noqa: F401
 from engine.models.made import in_order, independent_bernoulli_nll, make_ordering  # noqa: F401  (MADE/NADE orderings)
@@ -129,6 +131,10 @@ def make_trainer(model, settings: dict, *, seed: int = 0, cancel: threading.Even
         n_train = len(wikitext.ids("train")) // L  # counted in segments: steps_per_epoch = n_train // B
         monitor = wikitext.batchify(wikitext.ids("valid"), 8)[:, :513]  # 4,096 validation tokens
         settings.setdefault("total_steps", max_steps or n_train // batch_size * epochs)  # cosine ends with training
+    elif dataset == "fsdd-mulaw":  # (B, 1 + crop) rows [digit, mu-law levels]: one random crop of each training clip
+        crop = model.config.crop
+        batches, n_train = (lambda g: fsdd.batches(batch_size, crop, generator=g)), len(fsdd.clips("train"))
+        monitor = fsdd.fixed_crops("test", 32, crop)  # FSDD has no validation split: monitored, never selected on
     elif dataset == "shapes3d":  # procedural point clouds: fresh clouds every epoch, 10,000 per epoch
         n = model.config.n_points
         batches, n_train, monitor = (lambda g: shapes3d.batches(batch_size, n_points=n, generator=g), 10_000,

@@ -44,6 +44,10 @@ from engine.models.wavenet import evaluate as evaluate_wavenet, draw as wavenet_
 from engine.cards import autoregressive_card  # noqa: F401  (MADE/NADE cards)
 from engine.models.made import connectivity as made_connectivity, evaluate as evaluate_autoregressive  # noqa: F401
 from engine.models.made import in_order, independent_bernoulli_nll, make_ordering  # noqa: F401  (MADE/NADE orderings)
+from engine.models.pixelcnn import evaluate as evaluate_pixelcnn, sample_cached as pixelcnn_sample_cached  # noqa: F401  (PixelCNN)
+from engine.models.pixelcnn import sample_naive as pixelcnn_sample_naive, start_state as pixelcnn_start_state  # noqa: F401
+from engine.pixelcnn_analysis import blind_spot, compare_samplers, complete, generation_frames  # noqa: F401  (PixelCNN page)
+from engine.pixelcnn_analysis import kernel_masks, receptive_field  # noqa: F401
 from engine.metrics import AISResult, base_rate_bias, iter_ais
 from engine.pca import PCA, fit_pca, nearest_neighbours, precision_at_k, principal_angles, squared_error  # noqa: F401
 from engine.train import Trainer

@@ -247,8 +247,9 @@ QUICK = {"residual": 16, "gate": 16, "skip": 32, "stacks": 1, "layers": 6, "crop
 
 
 def test_a_short_training_run_beats_the_previous_sample_baseline():
-    """250 Adam steps (lr 1e-2, 16 crops of 256 samples) through the Trainer; measured: 5.95 bits/sample on the
-    40 shortest test clips against 6.23 for the bigram (7.87 unigram) on the same clips."""
+    """250 Adam steps (lr 1e-2, 16 crops of 256 samples) through the Trainer; measured: 5.96 bits/sample on the
+    40 shortest test clips against 6.23 for the bigram (7.87 unigram) on the same clips (5.92 on all 300 test
+    clips against 6.28); 17 s of CPU (282 s of wall time on the busy 2-core machine, niced)."""
     torch.manual_seed(0)
     model = api.build("wavenet", **QUICK)
     trainer = api.make_trainer(model, {"epochs": 2, "batch_size": 16, "lr": 1e-2, "max_steps": 250}, log_every=250)

@@ -4,9 +4,9 @@ training run that beats the previous-sample baseline. Weights are randomized fir
 init) so that no dependency hides behind a small weight."""
 from __future__ import annotations
 
+import io
 import math
 import wave
-import io
 
 import numpy as np
 import pytest

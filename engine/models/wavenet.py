@@ -157,7 +157,7 @@ class WaveNet(Model):
         n, length = uniforms.shape
         conditions, r = self.conditions(digits.to(self.device)), self.receptive_field()
         inputs = torch.full((n, length + 1), START, dtype=torch.long, device=self.device)
-        out, all_logits = [], []
+        all_logits = []
         for t in range(length):
             start = max(0, t + 1 - r) if window else 0
             h = self.embed(inputs[:, start:t + 1]).transpose(1, 2)  # (B, R, <= R)

@@ -247,6 +247,15 @@ def test_nade_sampler_uses_its_exact_conditionals():
             assert torch.allclose(p[:, undrawn], torch.sigmoid(model.logits(canvas))[:, undrawn], atol=1e-10)
 
 
+@pytest.mark.parametrize("side", [(5, 7), (28, 28)], ids=["35-pixels-padded-blocks", "784-pixels"])
+def test_nade_blocked_running_sums_equal_the_sequential_ones(side):
+    """logits() sums W[:, o_s] x_{o_s} in blocks of 28 positions; the sampler adds one column at a time."""
+    model = nade(side=side, hidden=6, ordering="random", order_seed=1)
+    x, probs, _ = model.sample_with_probs(uniforms_for(4, model.n_dims, gen(2)).double())
+    with torch.no_grad():
+        assert torch.allclose(torch.sigmoid(model.logits(x)), probs, atol=1e-10)
+
+
 # --- baselines and a short training run ---------------------------------------------------------------------
 def test_independent_bernoulli_nll_by_hand():
     train = torch.tensor([[1.0, 0.0], [1.0, 1.0]])

@@ -25,6 +25,8 @@ from engine.models.base import Model
 from engine.models.made import bernoulli_log_prob, make_ordering, marginal_logits, uniforms_for
 from engine.registry import register
 
+BLOCK = 28  # positions per block of the running sums in `logits` (one image row in raster order)
+
 
 @dataclass(frozen=True)
 class NADEConfig:
@@ -39,7 +41,8 @@ class NADEConfig:
 PRESETS = {
     "tiny": {"config": {"hidden": 16},
              "train": {"epochs": 1, "batch_size": 100, "lr": 1e-3, "max_steps": 20}},
-    "bundled": {"config": {"hidden": 500},  # Larochelle & Murray's size; Adam instead of their SGD
+    # Larochelle & Murray's size, Adam instead of their SGD; ~1.5 CPU-s per step (~12 min per epoch on one core)
+    "bundled": {"config": {"hidden": 500},
                 "train": {"epochs": 5, "batch_size": 100, "lr": 1e-3}},
 }
 
@@ -71,12 +74,23 @@ class NADE(Model):
         self.b.copy_(marginal_logits(images))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """All conditionals, logit of p(x_i = 1 | x_<i): (B, D) -> (B, D) by pixel, in O(B D H)."""
-        order = self.order
-        x_o, W_o = x[:, order], self.W[:, order]  # (B, D), (H, D) in sampling order
-        steps = x_o.unsqueeze(-1) * W_o.T  # (B, D, H): W[:, o_t] x_{o_t}
-        a = self.c + F.pad(torch.cumsum(steps, 1)[:, :-1], (0, 0, 1, 0))  # (B, D, H): a_t, exclusive sum
-        logits_o = (torch.sigmoid(a) * self.V[order]).sum(-1) + self.b[order]  # (B, D)
+        """All conditionals, logit of p(x_i = 1 | x_<i): (B, D) -> (B, D) by pixel, in O(B D H).
+
+        The running sums a_t are formed in blocks of k = BLOCK positions (the ordering padded with zeros to
+        n blocks): inside a block by a strictly lower-triangular (k, k) product, across blocks by an exclusive
+        cumulative sum of the block totals. Same numbers as cumsum over all D positions, about twice as fast
+        on a CPU (measured 1.4 s against 2.6 s per training step at B = 100, H = 500)."""
+        order, (B, D), H = self.order, x.shape, self.config.hidden
+        k = min(BLOCK, D)
+        n = -(-D // k)
+        x_blocks = F.pad(x[:, order], (0, n * k - D)).reshape(B, n, k)  # (B, n, k) in sampling order
+        W_blocks = F.pad(self.W[:, order], (0, n * k - D)).T.reshape(n, k, H)  # (n, k, H)
+        strict = torch.ones(k, k, dtype=x.dtype, device=x.device).tril(-1)  # (k, k): j before i in a block
+        within = torch.einsum("bnj,ij,njh->bnih", x_blocks, strict, W_blocks)  # (B, n, k, H)
+        totals = torch.einsum("bnj,njh->bnh", x_blocks, W_blocks)  # (B, n, H): each block's sum
+        before = torch.cumsum(totals, 1) - totals  # (B, n, H): the blocks before
+        a = (within + (before + self.c).unsqueeze(2)).reshape(B, n * k, H)[:, :D]  # (B, D, H): a_t
+        logits_o = torch.einsum("bth,th->bt", torch.sigmoid(a), self.V[order]) + self.b[order]  # (B, D)
         return torch.empty_like(logits_o).index_copy_(1, order, logits_o)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

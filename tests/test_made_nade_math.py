@@ -15,7 +15,7 @@ from torch.autograd.functional import jacobian
 
 from engine import api
 from engine.data import mnist
-from engine.models.made import (MADE, bernoulli_log_prob, evaluate, in_order, independent_bernoulli_nll, make_ordering,
+from engine.models.made import (bernoulli_log_prob, evaluate, in_order, independent_bernoulli_nll, make_ordering,
                                 ranks, uniforms_for)
 
 

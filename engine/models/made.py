@@ -106,7 +106,8 @@ def sample_degrees(order: torch.Tensor, hidden: tuple[int, ...], mask_seed: int)
     return degrees
 
 
-def masks_from_degrees(degrees: list[torch.Tensor], *, direct: bool = False) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+def masks_from_degrees(degrees: list[torch.Tensor], *,
+                       direct: bool = False) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """Masks (out, in) as 0/1 floats: hidden layer l connects unit k' of layer l-1 to unit k when
     m^l(k) >= m^(l-1)(k'); output d connects hidden unit k when m^0(d) > m^L(k); the direct mask connects
     input j to output d when m^0(d) > m^0(j). Returns ([hidden masks..., output mask], direct mask or None)."""
@@ -261,8 +262,8 @@ class MADE(Model):
 
     @torch.no_grad()
     def sample_naive(self, uniforms: torch.Tensor, k: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reference sampler, a full forward pass per pixel (masked weights formed once): uniforms (n, D) -> (images (n, D), the
-        probability p(x_d = 1 | x_<d) each pixel was drawn with (n, D))."""
+        """Reference sampler, a full forward pass per pixel (masked weights formed once): uniforms (n, D) ->
+        (images (n, D), the probability p(x_d = 1 | x_<d) each pixel was drawn with (n, D))."""
         u = uniforms.to(self.layers[0].weight)
         weights, direct = self.masked_weights(k)  # once: the passes below differ only in x
         x, probs = torch.zeros_like(u), torch.zeros_like(u)

@@ -27,6 +27,7 @@ from engine.models.glow import evaluate as evaluate_glow  # noqa: F401  (Glow: t
 from engine.glow_analysis import interpolation as glow_interpolation, layer_states as glow_layer_states  # noqa: F401
 from engine.glow_analysis import redraw_fine as glow_redraw_fine, round_trip as glow_round_trip  # noqa: F401
 from engine.glow_analysis import temperature_grids as glow_temperature_grids  # noqa: F401
+from engine.models.glow import DEQUANTIZATION_SEED as GLOW_DEQUANTIZATION_SEED  # noqa: F401
 from engine.gan_lab import EVAL_EVERY as LAB_EVAL_EVERY, EVAL_POINTS as LAB_EVAL_POINTS  # noqa: F401
 from engine.gan_lab import EXTENT as LAB_EXTENT, LOSS_DEFAULTS as LAB_LOSS_DEFAULTS, PRESETS as LAB_PRESETS  # noqa: F401
 from engine.gan_lab import Lab, LabSettings  # noqa: F401

@@ -84,8 +84,11 @@ def _layer_label(step: dict) -> str:
 
 
 @torch.no_grad()
-def layer_states(model: Glow, x: torch.Tensor, *, bins: int = 61) -> list[dict]:
-    """Every intermediate state of the density direction for 8-bit digits x (N, H*W) at their bin centres.
+def layer_states(model: Glow, x: torch.Tensor, *, generator: torch.Generator | None = None,
+                 bins: int = 61) -> list[dict]:
+    """Every intermediate state of the density direction for 8-bit digits x (N, H*W), dequantized with
+    `generator` (the model's training input; at their bin centres if None, which leaves out the noise u that
+    a good share of the latents' spread encodes).
 
     One dict per layer (the logit first): "label", "layer", "level", "shape" (C, H, W), "state" of the first
     digit (C, H, W) numpy, "coupling" (log s and t of the first digit, each (C_b, H, W) numpy) for couplings,
@@ -95,7 +98,8 @@ def layer_states(model: Glow, x: torch.Tensor, *, bins: int = 61) -> list[dict]:
     edges = np.linspace(-4, 4, bins + 1)
     gaussian = np.diff([0.5 * (1 + math.erf(e / math.sqrt(2))) for e in edges])
     out = []
-    for step in model.trace(model.bin_centres(x)):
+    y = model.bin_centres(x) if generator is None else model.dequantize(x, generator)
+    for step in model.trace(y):
         state = step["state"]
         values = state.flatten().cpu().double().numpy()
         counts, _ = np.histogram(values, edges)

@@ -121,22 +121,13 @@ def layers() -> None:
     if name not in available_planar():
         st.error(f"The bundled flow {name} is missing; run `make train-flows`.")
         return
-    _layer_slider(name)
-
-
-@st.fragment
-def _layer_slider(name: str) -> None:
     model = bundled_model(name)
-    K = model.config.layers
-    step = st.slider("Layers applied k", 0, K, widgets.url_int("k", 0, K, K), key=f"lay_slider_{name}")
-    widgets.share(k=step)
-    frames = _trace(name, bundled_fingerprint(name))
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(_layer_figure(frames, step, model.layers_geometry()), key="lay_fig")
-    with right:
+        _layer_slider(name)
+    with right:  # does not change with k: drawn once, outside the slider's fragment
         maps = _heatmaps(name, bundled_fingerprint(name))
-        st.plotly_chart(_pair_figure(maps, model.config.target, K), key="lay_maps")
+        st.plotly_chart(_pair_figure(maps, model.config.target, model.config.layers), key="lay_maps")
     st.caption("Left: 2,000 samples and a grid of base points pushed through the first k layers, coloured by the "
                "exact log q_k carried along each path (base log-density minus the running log-det). The dashed line "
                "is layer k's hyperplane wᵀz + b = 0, which the layer leaves in place (tanh 0 = 0); points on either "
@@ -147,9 +138,20 @@ def _layer_slider(name: str) -> None:
     widgets.download_csv(rows, f"{name}-layers.csv", key="dl_layers", label="Download the layers (CSV)")
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _trace(name: str, _fingerprint: str) -> dict:
-    """Samples and a grid of base points through every layer: points (K+1, N, 2), log q (K+1, N)."""
+@st.fragment
+def _layer_slider(name: str) -> None:
+    """The slider and the figure it redraws, rerun on their own."""
+    model = bundled_model(name)
+    K = model.config.layers
+    step = st.slider("Layers applied k", 0, K, widgets.url_int("k", 0, K, K), key=f"lay_slider_{name}")
+    widgets.share(k=step)
+    frames = _trace(name, bundled_fingerprint(name))
+    st.plotly_chart(_layer_figure(frames, step, model.layers_geometry()), key="lay_fig")
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _trace(name: str, fingerprint: str) -> dict:
+    """Samples and a grid of base points through every layer: points (K+1, N, 2), log q (K+1, N); read-only."""
     model = bundled_model(name)
     g = torch.Generator().manual_seed(0)
     samples = torch.randn(2000, 2, generator=g)

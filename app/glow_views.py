@@ -50,20 +50,26 @@ def samples() -> None:
                 "Every temperature below decodes **the same** latents, only scaled.")
     c1, c2 = st.columns([3, 1])
     with c2:
-        seed = st.number_input("Seed", 0, 99_999, widgets.url_int("seed", 0, 99_999, 0), key="glow_seed")
+        seed = int(st.number_input("Seed", 0, 99_999, widgets.url_int("seed", 0, 99_999, 0), key="glow_seed"))
+    pngs = _temperature_pngs(bundled_fingerprint(MODEL), seed)
     with c1:
-        default_t = widgets.url_int("t10", 0, len(TEMPERATURES) - 1, 7)
-        temperature = st.select_slider("Temperature T", TEMPERATURES, value=TEMPERATURES[default_t],
-                                       key="glow_temperature", format_func=lambda t: f"{t:.1f}")
-    widgets.share(seed=seed, t10=TEMPERATURES.index(temperature))
-    pngs = _temperature_pngs(bundled_fingerprint(MODEL), int(seed))
-    widgets.image(pngs[temperature], caption=f"{GRID_ROWS * GRID_COLS} samples at T = {temperature:.1f}, seed {seed}",
-                  width="stretch")
-    widgets.download_png(pngs[temperature], f"glow-samples-T{temperature:.1f}-seed{seed}.png", key="dl_glow_samples")
+        _temperature_grid(pngs, seed)
     st.markdown("**One latent, every temperature** (the first four samples, T from 0 to 1.2 left to right): at "
                 "T = 0 every level's latent is zero, and the flow decodes that one image.")
     widgets.image(pngs["strip"], width="stretch")
     widgets.download_png(pngs["strip"], f"glow-temperature-strip-seed{seed}.png", key="dl_glow_strip")
+
+
+@st.fragment
+def _temperature_grid(pngs: dict, seed: int) -> None:
+    """The slider and the grid it picks, rerun on their own: a slider move only swaps a cached picture."""
+    default_t = widgets.url_int("t10", 0, len(TEMPERATURES) - 1, 7)
+    temperature = st.select_slider("Temperature T", TEMPERATURES, value=TEMPERATURES[default_t],
+                                   key="glow_temperature", format_func=lambda t: f"{t:.1f}")
+    widgets.share(seed=seed, t10=TEMPERATURES.index(temperature))
+    widgets.image(pngs[temperature], caption=f"{GRID_ROWS * GRID_COLS} samples at T = {temperature:.1f}, seed {seed}",
+                  width="stretch")
+    widgets.download_png(pngs[temperature], f"glow-samples-T{temperature:.1f}-seed{seed}.png", key="dl_glow_samples")
 
 
 @st.cache_resource(show_spinner="Decoding the samples at every temperature…", max_entries=16)
@@ -173,22 +179,26 @@ def inside() -> None:
                 f"{HISTOGRAM_DIGITS} test digits: it starts as the logit of pixel intensities (two lumps: "
                 "background and ink) and ends at the standard normal, the prior the flow was trained towards.")
     images, labels, _ = mnist_test()
-    c1, c2 = st.columns([1, 3])
-    with c1:
-        index = st.number_input("Test digit", 0, len(images) - 1, widgets.url_int("digit", 0, len(images) - 1, 0),
-                                key="glow_inside_digit")
-    states = _layer_figures(bundled_fingerprint(MODEL), int(index))
-    with c2:
-        k = st.slider("Layer", 0, len(states) - 1, widgets.url_int("layer", 0, len(states) - 1, len(states) - 1),
-                      key="glow_layer", help="0 is the logit of the dequantized pixels; the last is the top level's output, "
-                      "the latent ε₂.")
+    c1, _ = st.columns([1, 3])
+    index = int(c1.number_input("Test digit", 0, len(images) - 1, widgets.url_int("digit", 0, len(images) - 1, 0),
+                                key="glow_inside_digit"))
+    _layer_state(_layer_figures(bundled_fingerprint(MODEL), index), index, int(labels[index]))
+
+
+@st.fragment
+def _layer_state(states: list[dict], index: int, label: int) -> None:
+    """The layer slider with one layer's state, coupling maps and histogram, rerun on their own (everything
+    is read from the cache: nothing is computed here)."""
+    k = st.slider("Layer", 0, len(states) - 1, widgets.url_int("layer", 0, len(states) - 1, len(states) - 1),
+                  key="glow_layer", help="0 is the logit of the dequantized pixels; the last is the top level's "
+                  "output, the latent ε₂.")
     widgets.share(digit=index, layer=k)
     state = states[k]
     st.markdown(f"#### {state['label']}  ·  state {state['shape'][0]}×{state['shape'][1]}×{state['shape'][2]}  ·  "
                 f"log-det terms so far {state['logdet_bpd']:+.2f} bits/dim")
     left, right = st.columns([1, 1], gap="large")
     with left:
-        widgets.image(state["png"], caption=f"Test digit {index} (a {int(labels[index])}): the state's channels "
+        widgets.image(state["png"], caption=f"Test digit {index} (a {label}): the state's channels "
                       "(blue < 0 < red, saturated at ±3)", width="stretch")
         if "coupling" in state:
             st.markdown("**This coupling**, computed from the channels it keeps, for the channels it changes: "

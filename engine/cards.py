@@ -396,8 +396,9 @@ def glow_card(model, metrics: dict) -> str:
              f"{params:,} parameters. Pixels k/256 are dequantized as (k + u)/256 and mapped to logit space with "
              f"alpha = {cfg.alpha} (Dinh et al. 2017); the logit's log-det is counted.", "", "## Training",
              f"- {tr.get('steps', '?')} steps of batch {tr.get('train', {}).get('batch_size', '?')} "
-             f"({tr.get('epochs', '?')} epochs of the 60,000 training digits, fresh dequantization noise per step), "
-             f"{tr.get('seconds', 0) / 60:.0f} min on {tr.get('device', '?')}{_sessions(tr)}",
+             f"({tr.get('epochs', '?')} epochs of the 50,000 training digits, fresh dequantization noise per step), "
+             f"{tr.get('seconds', 0) / 60:.0f} min on {tr.get('device', '?')}{_sessions(tr)}"
+             + (f" ({tr['uncounted']})" if tr.get("uncounted") else ""),
              f"- Adam with linear warm-up and cosine decay to 0: `{json.dumps(tr.get('train', {}))}`",
              f"- command: `python -m engine train glow --preset {tr.get('preset', '?')} --out <folder>`, then "
              "`python -m engine eval <folder>` (both: `make train-glow`)", "", "## Metrics (MNIST test split)"]

@@ -70,6 +70,9 @@ def _temperature_grid(pngs: dict, seed: int) -> None:
     widgets.image(pngs[temperature], caption=f"{GRID_ROWS * GRID_COLS} samples at T = {temperature:.1f}, seed {seed}",
                   width="stretch")
     widgets.download_png(pngs[temperature], f"glow-samples-T{temperature:.1f}-seed{seed}.png", key="dl_glow_samples")
+    if pngs["overflowed"][temperature]:
+        st.caption(f"{pngs['overflowed'][temperature]} of these latents lie so far out that decoding them overflowed "
+                   "(an inverse coupling divides by a scale near 0); they are shown black.")
 
 
 @st.cache_resource(show_spinner="Decoding the samples at every temperature…", max_entries=16)
@@ -77,8 +80,9 @@ def _temperature_pngs(fingerprint: str, seed: int) -> dict:
     """PNG bytes per temperature (the sample grid) and "strip" (4 samples x all temperatures); read-only,
     cached once per server and seed, so moving the slider only picks a picture."""
     model = bundled_model(MODEL)
-    grids = api.glow_temperature_grids(model, GRID_ROWS * GRID_COLS, TEMPERATURES, seed)  # (T, N, 784)
+    grids, overflowed = api.glow_temperature_grids(model, GRID_ROWS * GRID_COLS, TEMPERATURES, seed)  # (T, N, 784)
     out = {t: _picture(grids[i], cols=GRID_COLS) for i, t in enumerate(TEMPERATURES)}
+    out["overflowed"] = {t: int(overflowed[i]) for i, t in enumerate(TEMPERATURES)}
     out["strip"] = _picture(grids[:, :4].transpose(1, 0, 2), cols=len(TEMPERATURES), scale=3)
     return out
 

@@ -34,13 +34,17 @@ def latents_from_vector(model: Glow, v: torch.Tensor) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def temperature_grids(model: Glow, n: int, temperatures: list[float], seed: int) -> np.ndarray:
+def temperature_grids(model: Glow, n: int, temperatures: list[float], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Samples from ONE draw of standard-normal latents (seeded) scaled by each temperature, decoded and
-    quantized: (len(temperatures), n, H*W) in [0, 1]. Temperature 0 decodes the all-zero latent."""
+    quantized: (len(temperatures), n, H*W) in [0, 1], and how many samples per temperature overflowed (a
+    far-out latent can reach an inverse coupling whose scale is ~0; their pixels are set to 0). Temperature 0
+    decodes the all-zero latent."""
     generator = torch.Generator().manual_seed(seed)
     eps = [torch.randn(n, *s, generator=generator) for s in model.flow.z_shapes]
-    out = [model.quantize(model.decode([t * e.to(model.device) for e in eps])) for t in temperatures]
-    return torch.stack(out).cpu().numpy()
+    grids = torch.stack([model.quantize(model.decode([t * e.to(model.device) for e in eps]))
+                         for t in temperatures]).cpu()
+    bad = ~torch.isfinite(grids)
+    return torch.where(bad, 0.0, grids).numpy(), bad.any(-1).sum(-1).numpy()
 
 
 @torch.no_grad()

@@ -31,15 +31,26 @@ def test_latent_vector_round_trips_and_has_one_number_per_pixel(model, digits):
 
 
 def test_temperatures_scale_one_draw_of_latents(model):
-    grids = ga.temperature_grids(model, 6, [0.0, 0.5, 1.0], seed=3)
-    assert grids.shape == (3, 6, 784)
+    grids, overflowed = ga.temperature_grids(model, 6, [0.0, 0.5, 1.0], seed=3)
+    assert grids.shape == (3, 6, 784) and overflowed.tolist() == [0, 0, 0]
     assert np.all(grids[0] == grids[0, :1])  # T = 0: every sample decodes the zero latent
     assert not np.all(grids[2] == grids[2, :1])
-    again = ga.temperature_grids(model, 6, [1.0], seed=3)
+    again, _ = ga.temperature_grids(model, 6, [1.0], seed=3)
     assert np.array_equal(again[0], grids[2])  # same seed, same samples
-    assert not np.array_equal(ga.temperature_grids(model, 6, [1.0], seed=4)[0], grids[2])
+    assert not np.array_equal(ga.temperature_grids(model, 6, [1.0], seed=4)[0][0], grids[2])
     levels = grids * 256
     assert np.array_equal(levels, np.round(levels)) and grids.min() >= 0 and grids.max() <= 255 / 256
+
+
+def test_overflowing_samples_are_counted_and_blacked_out(model, monkeypatch):
+    decode = model.decode
+    def broken(zs):  # the second sample of every batch overflows
+        y = decode(zs).clone()
+        y[1] = float("nan")
+        return y
+    monkeypatch.setattr(model, "decode", broken)
+    grids, overflowed = ga.temperature_grids(model, 4, [0.5, 1.0], seed=0)
+    assert overflowed.tolist() == [1, 1] and np.all(grids[:, 1] == 0) and np.isfinite(grids).all()
 
 
 def test_round_trip_is_exact_on_real_digits(model, digits):

@@ -136,3 +136,10 @@ def test_pad_helpers():
     assert soft[10, 10] == 1 and 0 < soft[10, 11] < 1 and soft[12, 12] == 0
     levels = digit_input.as_8bit(np.linspace(0, 1, 784)).numpy() * 256
     assert np.array_equal(levels, np.round(levels)) and levels.max() == 255
+
+
+def test_overflowing_samples_are_said(clear_streamlit_caches):
+    """At T = 1.2, seed 0, two of the bundled model's 40 latents overflow: the page says so."""
+    at = open_view("samples", t10=12)
+    assert not at.exception and any("overflowed" in c.value for c in at.caption)
+    assert not any("overflowed" in c.value for c in open_view("samples").caption)

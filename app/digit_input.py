@@ -56,9 +56,8 @@ def _drawing(key: str) -> torch.Tensor | None:
     st.caption("Lasso thin strokes (or box small rectangles) on the pad; each one adds ink.")
     st.plotly_chart(pad(st.session_state[ink_key]), key=f"{key}_pad", on_select=lambda: _add_ink(key),
                     selection_mode=("lasso", "box"), config={"displayModeBar": False}, width="content")
-    st.button("Clear the pad", key=f"{key}_clear", on_click=lambda: st.session_state.update({ink_key: None}))
-    if st.session_state[ink_key] is None:
-        st.session_state[ink_key] = np.zeros((SIDE, SIDE), dtype=np.float32)
+    st.button("Clear the pad", key=f"{key}_clear",
+              on_click=lambda: st.session_state.update({ink_key: np.zeros((SIDE, SIDE), dtype=np.float32)}))
     ink = st.session_state[ink_key]
     if ink.sum() < 3:
         st.info("Draw a digit on the pad: it needs at least three cells of ink.")

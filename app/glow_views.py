@@ -24,7 +24,7 @@ def available() -> bool:
     """Whether the bundled Glow is there and loads; if not, a message says why."""
     if MODEL not in bundled_names("glow"):
         st.error(f"The bundled Glow checkpoint {MODEL!r} is missing from assets/checkpoints; "
-                 "`make train-glow` trains it (about an hour on 2 CPU cores).")
+                 "`make train-glow` trains it (about 1 h 40 min on 2 CPU cores).")
         return False
     try:
         bundled_model(MODEL)

@@ -84,6 +84,8 @@ def test_a_drawing_is_encoded(clear_streamlit_caches):
     at.session_state["glow_enc_ink"] = ink
     at.run()
     assert not at.exception and {m.label: m.value for m in at.metric}["8-bit image back"] == "identical"
+    at.button(key="glow_enc_clear").click().run()
+    assert not at.exception and not at.metric and any("Draw a digit" in i.value for i in at.info)
 
 
 def test_interpolation_draws_both_paths_and_the_animation(clear_streamlit_caches):

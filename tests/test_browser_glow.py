@@ -38,7 +38,7 @@ def test_a_digit_drawn_with_the_mouse_is_encoded(page: Page, app_url: str):
     wait_idle(page)
     expect(page.get_by_text("Draw a digit on the pad")).to_be_visible()
     chart = page.locator("[data-testid='stPlotlyChart']").first
-    chart.locator(".nsewdrag").first.wait_for(timeout=20_000)
+    chart.locator(".nsewdrag").first.wait_for(timeout=60_000)
     # a "7": a thin loop along the top bar, then one down the diagonal
     lasso(page, chart, [(0.25, 0.22), (0.75, 0.22), (0.75, 0.27), (0.25, 0.27), (0.25, 0.22)])
     wait_idle(page)

@@ -13,21 +13,14 @@ from streamlit.testing.v1 import AppTest
 
 from app import gan_cloud_views
 from engine import api
-from tests.conftest import ROOT
+from tests import apptest
 
 pytestmark = pytest.mark.skipif(gan_cloud_views.MODEL not in api.bundled(),
                                 reason="the bundled point-cloud GAN is not trained yet")
 
 
 def open_view(view: str, **params) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=90)
-    at.switch_page("app_pages/gan.py")
-    at.query_params["view"] = view
-    for key, value in params.items():
-        at.query_params[key] = str(value)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return apptest.open_view("app_pages/gan.py", view, timeout=90, **params)
 
 
 def charts(at: AppTest) -> list[dict]:

@@ -15,6 +15,11 @@ pages = {
     "": [st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True)],
     "Autoencoders": [st.Page("app_pages/autoencoders.py", title="Autoencoders vs PCA", icon=":material/compress:",
                              url_path="autoencoders")],
+    "Autoregressive models": [
+        st.Page("app_pages/made.py", title="NADE and MADE", icon=":material/linear_scale:", url_path="made"),
+        st.Page("app_pages/pixelcnn.py", title="PixelCNN pixel by pixel", icon=":material/grid_4x4:",
+                url_path="pixelcnn"),
+    ],
     "Undirected models": [st.Page("app_pages/rbm.py", title="Restricted Boltzmann machines", icon=":material/grid_on:",
                                   url_path="rbm")],
     "Directed models": [

@@ -45,6 +45,8 @@ from engine.models.wavenet import evaluate as evaluate_wavenet, draw as wavenet_
 from engine.cards import autoregressive_card  # noqa: F401  (MADE/NADE cards)
 from engine.models.made import connectivity as made_connectivity, evaluate as evaluate_autoregressive  # noqa: F401
 from engine.models.made import in_order, independent_bernoulli_nll, make_ordering  # noqa: F401  (MADE/NADE orderings)
+from engine.made_analysis import averaged_logits_demo as made_averaged_logits_demo, chain_terms as made_chain_terms  # noqa: F401,E501  (MADE/NADE page)
+from engine.made_analysis import connectivity_summary as made_connectivity_summary, dependency_map as made_dependency_map  # noqa: F401,E501
 from engine.models.pixelcnn import evaluate as evaluate_pixelcnn, sample_cached as pixelcnn_sample_cached  # noqa: F401  (PixelCNN)
 from engine.models.pixelcnn import sample_naive as pixelcnn_sample_naive, start_state as pixelcnn_start_state  # noqa: F401
 from engine.pixelcnn_analysis import blind_spot, compare_samplers, complete, generation_frames  # noqa: F401  (PixelCNN page)

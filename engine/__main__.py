@@ -207,9 +207,9 @@ def cmd_eval(args) -> None:
         metrics = {**api.read_metrics(folder), **api.evaluate_autoregressive(model)}
         checkpoint.save(model, folder, card=cards.autoregressive_card(model, metrics), metrics=metrics)
         print(json.dumps(metrics["test_nll"], indent=1))
-    elif model.model_type in ("pixelcnn", "gated-pixelcnn"):  # exact test NLL (nats, bits/dim); card: page session
+    elif model.model_type in ("pixelcnn", "gated-pixelcnn"):  # exact test NLL (nats, bits/dim) and the card
         metrics = {**api.read_metrics(folder), **api.evaluate_pixelcnn(model)}
-        checkpoint.save(model, folder, metrics=metrics)
+        checkpoint.save(model, folder, card=cards.pixelcnn_card(model, metrics), metrics=metrics)
         print(json.dumps(metrics["test_nll"], indent=1))
     elif hasattr(model, "log_prob"):
         _evaluate_vae(model, folder, args.is_k, args.is_images)

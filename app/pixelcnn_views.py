@@ -24,7 +24,7 @@ NETS = {"pixelcnn": ("pixelcnn-mnist", "PixelCNN"), "gated": ("gated-pixelcnn-mn
 SIDE = 28
 GRID = 16  # the 4x4 grid of samples
 STRIDES = [4, 7, 14, 28]  # pixels between frames
-SPACING = 0.08  # between the watch figure's panels; its colour bar sits just right of the middle panel
+SPACING = 0.09  # between the watch figure's panels; its colour bar sits just right of the middle panel
 COLORBAR_X = 0.36 * (1 - 2 * SPACING) + SPACING + 0.36 * (1 - 2 * SPACING) + 0.005
 PAPER_NATS = 81.30  # PixelCNN, van den Oord et al. 2016, Table 4 (fixed binarization)
 UNIFORM_NATS = SIDE * SIDE * math.log(2)  # all-zero logits: p = 1/2 everywhere
@@ -198,12 +198,12 @@ def watch_figure(frames: dict, focus: int) -> go.Figure:
             "mode": "immediate"}
     fig.update_layout(
         height=560, margin=dict(l=10, r=10, t=90, b=10), font=plots.FONT, showlegend=False,
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.04, "xanchor": "left",
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.06, "xanchor": "left",
                       "yanchor": "top", "pad": {"t": 8, "r": 8},
                       "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
                                   {"label": "❚❚ Pause", "method": "animate",
                                    "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]}]}],
-        sliders=[{"active": last, "x": 0.16, "len": 0.84, "y": -0.02, "yanchor": "top", "pad": {"t": 10},
+        sliders=[{"active": last, "x": 0.2, "len": 0.8, "y": -0.02, "yanchor": "top", "pad": {"t": 10},
                   "currentvalue": {"prefix": "next pixel: ", "font": {"size": 18, "color": "#2d3748"}},
                   "font": {"color": "rgba(0,0,0,0)", "size": 2}, "ticklen": 0, "minorticklen": 0,
                   "steps": [{"label": _pixel_label(int(i)), "method": "animate",
@@ -214,7 +214,7 @@ def watch_figure(frames: dict, focus: int) -> go.Figure:
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
     fig.update_xaxes(range=[-0.5, SIDE - 0.5], constrain="domain", row=1, col=2)
-    fig.update_yaxes(range=[0, 1.05], showticklabels=True, gridcolor="#e2e8f0", row=1, col=3)
+    fig.update_yaxes(range=[0, 1.05], showticklabels=True, gridcolor="#e2e8f0", side="right", row=1, col=3)
     fig.update_xaxes(showticklabels=True, tickmode="array", tickvals=list(range(1, GRID + 1, 3)), row=1, col=3)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
     return fig
@@ -233,7 +233,7 @@ def _frame_traces(frames: dict, t: int, focus: int) -> tuple[list, str]:
     colours = ["#a0aec0" if done or frames["samples"][k, i] == 0 else "#dd6b20" for k in range(GRID)]
     traces = [
         go.Image(source=frames["uris"][t], hoverinfo="skip"),
-        go.Heatmap(z=np.round(frames["beliefs"][t], 3), zmin=0, zmax=1, colorscale="Inferno",
+        go.Heatmap(z=np.round(frames["beliefs"][t], 3), zmin=0, zmax=1, colorscale="Inferno", autocolorscale=False,
                    colorbar=dict(title="p", x=COLORBAR_X, xanchor="left", len=0.8, thickness=14),
                    hovertemplate="row %{y}, column %{x}: p(on) = %{z:.2f}<extra></extra>"),
         go.Scatter(x=[] if done else [c], y=[] if done else [r], mode="markers", hoverinfo="skip",
@@ -450,8 +450,9 @@ def masks(nets: list[str]) -> None:
             st.graphviz_chart(dot, width="content")
 
 
-def kernel_png(mask: np.ndarray, cell: int = 22) -> bytes:
-    """A 0/1 mask as a picture: blue taps, white hidden ones, grey grid lines, the centre outlined red."""
+def kernel_png(mask: np.ndarray, cell: int = 22, frame: int = 7) -> bytes:
+    """A 0/1 mask as a picture: blue taps, white hidden ones, grey grid lines, the centre outlined red; drawn
+    centred on a white frame x frame canvas, so that every kernel is drawn at the same scale."""
     kh, kw = mask.shape
     rgb = np.where(mask[..., None] > 0, np.array(BLUE), np.ones(3))
     big = np.repeat(np.repeat(rgb, cell, 0), cell, 1)
@@ -461,7 +462,11 @@ def kernel_png(mask: np.ndarray, cell: int = 22) -> bytes:
     for t in range(2):
         big[cy + t, cx:cx + cell] = big[cy + cell - 1 - t, cx:cx + cell] = RED
         big[cy:cy + cell, cx + t] = big[cy:cy + cell, cx + cell - 1 - t] = RED
-    return rgb_png(big, scale=1)
+    side = max(frame, kh, kw) * cell
+    canvas = np.ones((side, side, 3))
+    top, left = (side - big.shape[0]) // 2, (side - big.shape[1]) // 2
+    canvas[top:top + big.shape[0], left:left + big.shape[1]] = big
+    return rgb_png(canvas, scale=1)
 
 
 PIXELCNN_DOT = """digraph {{ rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#ebf4ff", fontsize=16];
@@ -472,17 +477,18 @@ h [label="relu → 1×1 → relu → 1×1"];
 p [label="σ → p(xᵢ = 1 | x<ᵢ)\\nfor all 784 pixels at once", fillcolor="#fefcbf"];
 x -> a -> b -> h -> p }}"""
 
-GATED_DOT = """digraph {{ rankdir=TB; node [shape=box, style="rounded,filled", fillcolor="#ebf4ff", fontsize=15];
-x [label="x (28×28)", fillcolor="#f7fafc"];
-v [label="vertical: k×k conv\\nrows ≤ r", fillcolor="#e6fffa"];
-s [label="shift down 1 row", fillcolor="#e6fffa"];
-hz [label="horizontal: 1×k conv\\ncolumns < c (A) / ≤ c (B)"];
-l [label="1×1 link"];
-plus [label="+", shape=circle];
-g [label="gate tanh ⊙ σ → 1×1\\n(+ residual, blocks ≥ 2)"];
-gv [label="gate tanh ⊙ σ\\n→ next block's vertical", fillcolor="#e6fffa"];
-o [label="{n} blocks ({c} channels; k = {k0}, then {k})\\n→ 1×1 head → p(xᵢ = 1 | x<ᵢ)", fillcolor="#fefcbf"];
-x -> v -> s -> l -> plus; x -> hz -> plus -> g -> o; v -> gv }}"""
+GATED_DOT = """digraph {{ rankdir=TB; nodesep=0.25; ranksep=0.3;
+node [shape=box, style="rounded,filled", fillcolor="#ebf4ff", fontsize=15, width=2.1];
+x [label="x (28×28, binary)", fillcolor="#f7fafc"];
+v [label="vertical stack\n{k0}×{k0} conv, rows ≤ r", fillcolor="#e6fffa"];
+hz [label="horizontal stack\n1×{k0} conv, columns < c"];
+s [label="shift down one row\n→ 1×1 link", fillcolor="#e6fffa"];
+plus [label="+", shape=circle, width=0.4];
+g [label="gate tanh(·) ⊙ σ(·) → 1×1\n(+ residual from block 2)"];
+o [label="{n} blocks in all ({k}×{k} and 1×{k} after\nthe first), {c} channels → 1×1 head\n→ p(xᵢ = 1 | x<ᵢ)",
+   fillcolor="#fefcbf", width=3.2];
+{{rank=same; v; hz}}
+x -> v; x -> hz; v -> s -> plus; hz -> plus -> g -> o }}"""
 
 
 # --- 5. fast sampling -----------------------------------------------------------------------------------
@@ -496,10 +502,11 @@ def speed(nets: list[str]) -> None:
     with c1:
         net = choose_net(nets, "pcnn_speed_net")
     with c2:
-        naive_pixels = st.select_slider("Naive sampler runs the first … pixels", [14, 28, 56, 112, 784], value=28,
+        naive_pixels = st.select_slider("Naive sampler runs the first … pixels", [14, 28, 56, 112], value=14,
                                         key="pcnn_naive_pixels",
-                                        help="Every naive step is the same full forward pass, so its whole-image "
-                                             "time is scaled from these pixels; 784 runs it in full (minutes).")
+                                        help="Every naive step is the same full forward pass over the whole image, "
+                                             "so its whole-image time is scaled from these pixels (all 784 would take "
+                                             "minutes here).")
     with c3:
         go_ = st.button("Time both samplers on a 4×4 grid", type="primary", key="pcnn_time", icon=":material/timer:")
     if go_:
@@ -523,7 +530,8 @@ def speed(nets: list[str]) -> None:
                   f"uniforms, over the first {r['naive_measured_pixels']} pixels (slate: not run). Largest logit "
                   f"difference {r['max_logit_difference']:.1e}.", width="stretch")
     st.caption("One process on this server's CPU; other work on the machine slows both. `bench/ar_sampling.py` "
-               "times the same comparison on one thread.")
+               "times the same comparison on one thread, and the engine's tests check that both samplers draw "
+               "identical whole images from the same uniforms.")
 
 
 def _speed_pictures(net: str, naive_pixels: int) -> bytes:

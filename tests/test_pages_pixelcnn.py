@@ -11,14 +11,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import pixelcnn_views as views
-from engine import api
+from engine import api, cards
 from tests import apptest
 from tests.conftest import ROOT
 
 PAGE = "app_pages/pixelcnn.py"
 VIEWS = ["generate", "complete", "field", "masks", "speed", "nll"]
 BUNDLED = ROOT / "assets" / "checkpoints"
-pytestmark = pytest.mark.skipif(not all((BUNDLED / name / "model.safetensors").exists() for name, _ in views.NETS.values()),
+needs_bundled = pytest.mark.skipif(not all((BUNDLED / name / "model.safetensors").exists() for name, _ in views.NETS.values()),
                                 reason="the bundled pixelcnn-mnist and gated-pixelcnn-mnist checkpoints are not there")
 
 
@@ -35,6 +35,7 @@ def param(at: AppTest, key: str) -> str:
     return value[0] if isinstance(value, list) else value
 
 
+@needs_bundled
 @pytest.mark.parametrize("view", VIEWS)
 def test_view_runs_without_errors(clear_streamlit_caches, view):
     at = open_view(view, every=28)
@@ -42,6 +43,7 @@ def test_view_runs_without_errors(clear_streamlit_caches, view):
     assert at.title[0].value == "PixelCNN, pixel by pixel"
 
 
+@needs_bundled
 def test_generation_frames_reach_the_browser_and_the_seed_is_shared(clear_streamlit_caches):
     at = open_view("generate", every=28, seed=3)
     (spec,) = apptest.charts(at)
@@ -53,6 +55,7 @@ def test_generation_frames_reach_the_browser_and_the_seed_is_shared(clear_stream
     assert not at.exception and param(at, "net") == "gated" and "Gated PixelCNN, seed 4" in at.caption[0].value
 
 
+@needs_bundled
 def test_bad_url_values_warn(clear_streamlit_caches):
     at = open_view("generate", every=5, seed=-1, focus=99, net="wavenet")
     assert len(at.warning) == 4, [w.value for w in at.warning]
@@ -61,6 +64,7 @@ def test_bad_url_values_warn(clear_streamlit_caches):
     assert any("view='nonsense'" in w.value for w in at.warning)
 
 
+@needs_bundled
 def test_completion_keeps_the_given_rows(clear_streamlit_caches):
     at = open_view("complete", rows=10)
     assert metrics(at)["Given pixels changed"] == f"0 of {10 * 28 * 8:,}"
@@ -70,6 +74,7 @@ def test_completion_keeps_the_given_rows(clear_streamlit_caches):
     assert at.image[0].value != before and param(at, "rows") == "20"
 
 
+@needs_bundled
 def test_completion_bad_upload_and_empty_pad(clear_streamlit_caches):
     at = open_view("complete")
     at.radio(key="pcnn_comp_src").set_value("upload").run()
@@ -84,6 +89,7 @@ def test_completion_bad_upload_and_empty_pad(clear_streamlit_caches):
     assert not at.exception and metrics(at)["Given pixels changed"].startswith("0 of")
 
 
+@needs_bundled
 def test_blind_spot_at_the_centre_is_28_for_pixelcnn_and_0_for_gated(clear_streamlit_caches):
     at = open_view("field", r=14, c=14)
     values = [m.value for m in at.metric if m.label == "Blind spot"]
@@ -108,6 +114,7 @@ def test_field_categories_and_kernel_picture():
     assert views.kernel_png(np.ones((3, 3)))[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@needs_bundled
 def test_masks_view_draws_the_kernels_and_says_why_the_vertical_mask_is_correct(clear_streamlit_caches):
     at = open_view("masks")
     captions = [c for im in at.image for c in im.captions]
@@ -117,6 +124,7 @@ def test_masks_view_draws_the_kernels_and_says_why_the_vertical_mask_is_correct(
     assert len(at.get("graphviz_chart")) == 2
 
 
+@needs_bundled
 def test_both_samplers_agree_when_timed(clear_streamlit_caches):
     at = open_view("speed")
     assert any("Press the button" in i.value for i in at.info) and not at.metric
@@ -127,6 +135,7 @@ def test_both_samplers_agree_when_timed(clear_streamlit_caches):
     assert float(shown["Speed-up"].rstrip("×")) > 1
 
 
+@needs_bundled
 def test_nll_view_shows_the_checkpoints_numbers_and_the_paper(clear_streamlit_caches):
     at = open_view("nll")
     test = api.read_metrics(api.resolve("pixelcnn-mnist"))["test_nll"]
@@ -135,6 +144,7 @@ def test_nll_view_shows_the_checkpoints_numbers_and_the_paper(clear_streamlit_ca
     assert "81.30" in text and "Larochelle" in text
 
 
+@needs_bundled
 def test_missing_or_corrupt_checkpoint_gives_a_message(clear_streamlit_caches, tmp_path, monkeypatch):
     folder = tmp_path / "checkpoints"
     for name, _ in views.NETS.values():
@@ -148,3 +158,15 @@ def test_missing_or_corrupt_checkpoint_gives_a_message(clear_streamlit_caches, t
     shutil.rmtree(folder / "gated-pixelcnn-mnist")
     at = open_view("generate")
     assert sum("missing" in e.value for e in at.error) == 2 and not at.get("plotly_chart")
+
+
+def test_card_gives_nats_bits_per_dim_the_paper_and_the_binarization():
+    training = {"steps": 3000, "epochs": 2, "seconds": 1800, "device": "cpu", "preset": "bundled",
+                "train": {"batch_size": 32}}
+    test = {"nats": 90.0, "stderr": 0.3, "bits_per_dim": 90.0 / 784 / 0.6931471805599453, "images": 10_000,
+            "split": "MNIST test split, binarized once with seed 0"}
+    card = cards.pixelcnn_card(api.build("pixelcnn", channels=8, layers=3), {"training": training, "test_nll": test})
+    assert "Test NLL 90.00 ± 0.30 nats per image** (0.1656 bits/dim" in card and "10,000 test digits" in card
+    assert "81.30" in card and "Larochelle" in card and "3000 steps of batch 32" in card
+    gated = cards.pixelcnn_card(api.build("gated-pixelcnn", channels=8, layers=3), {"training": training})
+    assert "Gated PixelCNN" in gated and "not yet evaluated" in gated and "no binarized-MNIST number" in gated

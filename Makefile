@@ -144,6 +144,14 @@ train-nade: venv
 	$(PY) -m engine train nade --preset bundled --out assets/checkpoints/nade-mnist && \
 	$(PY) -m engine eval assets/checkpoints/nade-mnist && rm -f assets/checkpoints/nade-mnist/resume.pt
 
+.PHONY: train-wavenet
+# The WaveNet page's model on the Free Spoken Digit Dataset (2 stacks of dilations 1..512, 187k parameters; about
+# 30 minutes on one CPU thread); eval: bits per sample on every sample of the 300 test clips beside the unigram and
+# previous-sample count baselines, and the card.
+train-wavenet: venv
+	OMP_NUM_THREADS=1 $(PY) -m engine train wavenet --preset bundled --out assets/checkpoints/wavenet-fsdd && \
+	$(PY) -m engine eval assets/checkpoints/wavenet-fsdd && rm -f assets/checkpoints/wavenet-fsdd/resume.pt
+
 clean:
 	rm -rf $(VENV) .pytest_cache .cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

@@ -19,6 +19,7 @@ pages = {
         st.Page("app_pages/made.py", title="NADE and MADE", icon=":material/linear_scale:", url_path="made"),
         st.Page("app_pages/pixelcnn.py", title="PixelCNN pixel by pixel", icon=":material/grid_4x4:",
                 url_path="pixelcnn"),
+        st.Page("app_pages/wavenet.py", title="WaveNet on speech", icon=":material/graphic_eq:", url_path="wavenet"),
     ],
     "Undirected models": [st.Page("app_pages/rbm.py", title="Restricted Boltzmann machines", icon=":material/grid_on:",
                                   url_path="rbm")],

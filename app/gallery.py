@@ -9,6 +9,7 @@ import torch
 
 from app import plots
 from app.resources import bundled_fingerprint, bundled_model, bundled_names
+from engine.api import fsdd
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Entry:
     metric_key: str
     metric_label: Callable[[dict], str]
     temperature: float | None = None  # sample at this temperature (flows) instead of the model's default
+    picture: Callable[[], bytes] | None = None  # a picture of its own instead of a sample grid (audio models)
+    needs: Callable[[], bool] = lambda: True  # shown only when this holds too (e.g. its dataset is installed)
 
 
 def _rbm_label(m: dict) -> str:
@@ -48,6 +51,17 @@ def _glow_label(m: dict) -> str:
 def _made_label(m: dict) -> str:
     return (f"Exact test NLL {m['nats']:.1f} nats ({m['bits_per_dim']:.3f} bits/dim) on the app's seeded test "
             "binarization; the papers' MADE 88.04 and NADE 88.33 used the fixed Larochelle file")
+
+
+def _wavenet_label(m: dict) -> str:
+    b = m["baselines"]
+    return (f"Test {m['bits_per_sample']:.2f} bits per sample on all {m['clips']} FSDD test clips (unigram "
+            f"{b['unigram']:.2f}, previous sample {b['bigram']:.2f} on the same samples)")
+
+
+def _wavenet_picture() -> bytes:
+    from app import wavenet_views
+    return wavenet_views.gallery_png("wavenet-fsdd", bundled_fingerprint("wavenet-fsdd"))
 
 
 def _pixelcnn_label(m: dict) -> str:
@@ -91,8 +105,14 @@ _ALL = [
           "likelihood, and samples one pixel at a time. Its page plays the generation frame by frame with the "
           "model's beliefs, completes half digits, and shows the blind spot that the gated PixelCNN removes.",
           "test_nll", _pixelcnn_label),
+    Entry("wavenet-fsdd", "WaveNet on spoken digits", "WaveNet", "app_pages/wavenet.py",
+          "Its belief p(q_t | q_<t) over 50 ms of a spoken 'seven' (test split): dark = probable, red = what came",
+          "Raw audio, 8,000 mu-law levels a second, each predicted by a softmax from a quarter of a second of "
+          "past samples through dilated causal convolutions, conditioned on the digit. Its page plays mu-law "
+          "clips, draws the stack, and generates speech-like babble with a naive and a fast sampler.",
+          "test_bits_per_sample", _wavenet_label, picture=_wavenet_picture, needs=fsdd.available),
 ]
-GALLERY = [e for e in _ALL if e.checkpoint in bundled_names()]
+GALLERY = [e for e in _ALL if e.checkpoint in bundled_names() and e.needs()]
 
 
 @st.cache_data(show_spinner="Sampling…", max_entries=16)

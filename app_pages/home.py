@@ -28,7 +28,7 @@ for entry in GALLERY:
     with st.container(border=True):
         left, right = st.columns([1, 1], vertical_alignment="center")
         try:
-            image = samples_png(entry.checkpoint, temperature=entry.temperature)
+            image = entry.picture() if entry.picture else samples_png(entry.checkpoint, temperature=entry.temperature)
         except CheckpointError as e:
             st.error(f"The bundled checkpoint {entry.checkpoint!r} cannot be loaded: {e}")
             continue
@@ -47,7 +47,8 @@ st.header("Roadmap")
 st.markdown(
     "The lecture's order. Pages appear in the sidebar as their models land.\n\n"
     "1. **Autoencoders vs PCA** (live)\n"
-    "2. Fully observed models: **NADE and MADE** (live), **PixelCNN pixel by pixel** (live), WaveNet\n"
+    "2. Fully observed models: **NADE and MADE** (live), **PixelCNN pixel by pixel** (live), "
+    "**WaveNet on speech** (live)\n"
     "3. **Undirected models: restricted Boltzmann machines** (live), deep belief nets, deep Boltzmann machines\n"
     "4. Directed models: Helmholtz machines, **variational and importance-weighted autoencoders** (live)\n"
     "5. **Generative adversarial networks and Wasserstein GANs** (live: the 2-D lab, MNIST, point clouds)\n"

@@ -42,6 +42,7 @@ from engine.data import shapes3d  # noqa: F401  (the point-cloud GAN's shapes, C
 from engine.models.pointgan import evaluate as evaluate_pointgan, latents_by_shape  # noqa: F401
 from engine.data import fsdd  # noqa: F401  (spoken digits: clips, split, mu-law, baselines, WAV bytes)
 from engine.models.wavenet import evaluate as evaluate_wavenet, draw as wavenet_draw  # noqa: F401  (WaveNet)
+from engine import wavenet_analysis  # noqa: F401  (WaveNet page: stack by autograd, clip predictions, timed samplers)
 from engine.cards import autoregressive_card  # noqa: F401  (MADE/NADE cards)
 from engine.models.made import connectivity as made_connectivity, evaluate as evaluate_autoregressive  # noqa: F401
 from engine.models.made import in_order, independent_bernoulli_nll, make_ordering  # noqa: F401  (MADE/NADE orderings)

@@ -193,7 +193,7 @@ def cmd_eval(args) -> None:
         _evaluate_language_model(model, folder)
     elif model.model_type == "wavenet":  # test bits/sample on all 300 FSDD test clips, with the count baselines
         metrics = {**api.read_metrics(folder), **api.evaluate_wavenet(model)}
-        checkpoint.save(model, folder, metrics=metrics)
+        checkpoint.save(model, folder, card=cards.wavenet_card(model, metrics), metrics=metrics)
         print(json.dumps(metrics["test_bits_per_sample"], indent=1))
     elif model.model_type == "mnist-classifier":
         metrics = {**api.read_metrics(folder), "test": api.classifier_accuracy(model)}

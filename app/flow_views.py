@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from app import jobs, widgets
+from app import jobs, raster, widgets
 from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, bundled_names
 from engine import api
 from engine.flows1d import MonotoneMap
@@ -122,31 +122,27 @@ def layers() -> None:
         st.error(f"The bundled flow {name} is missing; run `make train-flows`.")
         return
     model = bundled_model(name)
+    K = model.config.layers
+    start = widgets.url_int("k", 0, K, K)
     left, right = st.columns([3, 2])
-    with left:
-        _layer_slider(name)
-    with right:  # does not change with k: drawn once, outside the slider's fragment
+    with left:  # every k is in the figure: its slider and Play run in the browser, with no server round trip
+        st.plotly_chart(_layer_animation(name, bundled_fingerprint(name), start), key=f"lay_fig_{name}")
+    with right:
         maps = _heatmaps(name, bundled_fingerprint(name))
-        st.plotly_chart(_pair_figure(maps, model.config.target, model.config.layers), key="lay_maps")
-    st.caption("Left: 2,000 samples and a grid of base points pushed through the first k layers, coloured by the "
+        st.plotly_chart(_pair_figure(maps, model.config.target, K), key="lay_maps")
+    st.caption("Left: samples and a grid of base points pushed through the first k layers (drag the slider under "
+               "the plot, or press Play), coloured by the "
                "exact log q_k carried along each path (base log-density minus the running log-det). The dashed line "
                "is layer k's hyperplane wᵀz + b = 0, which the layer leaves in place (tanh 0 = 0); points on either "
                "side move along the arrow û by at most |û|, contracting or stretching space near the line. Right: "
-               "the target exp(−U)/Z and the final q_K, computed on the grid by inverting every layer exactly.")
+               "the target exp(−U)/Z and the final q_K, computed on the grid by inverting every layer exactly. "
+               "A link's k=… picks the layer shown first.")
     rows = [{"layer": i + 1, **{f"{p}_{j}": v[j] for p, v in g.items() if isinstance(v, list) for j in range(2)},
              "b": g["b"], "wTu_hat": g["wu"]} for i, g in enumerate(model.layers_geometry())]
     widgets.download_csv(rows, f"{name}-layers.csv", key="dl_layers", label="Download the layers (CSV)")
 
 
-@st.fragment
-def _layer_slider(name: str) -> None:
-    """The slider and the figure it redraws, rerun on their own."""
-    model = bundled_model(name)
-    K = model.config.layers
-    step = st.slider("Layers applied k", 0, K, widgets.url_int("k", 0, K, K), key=f"lay_slider_{name}")
-    widgets.share(k=step)
-    frames = _trace(name, bundled_fingerprint(name))
-    st.plotly_chart(_layer_figure(frames, step, model.layers_geometry()), key="lay_fig")
+N_SAMPLES, LINE_POINTS = 1500, 40  # what the layer animation carries per frame (all K + 1 frames go to the browser)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -154,11 +150,11 @@ def _trace(name: str, fingerprint: str) -> dict:
     """Samples and a grid of base points through every layer: points (K+1, N, 2), log q (K+1, N); read-only."""
     model = bundled_model(name)
     g = torch.Generator().manual_seed(0)
-    samples = torch.randn(2000, 2, generator=g)
+    samples = torch.randn(N_SAMPLES, 2, generator=g)
     r = torch.linspace(-2.5, 2.5, 21)
-    t = torch.linspace(-2.5, 2.5, 60)
+    t = torch.linspace(-2.5, 2.5, LINE_POINTS)
     lines = torch.cat([torch.stack(torch.broadcast_tensors(v, t), 1) for v in r]
-                      + [torch.stack(torch.broadcast_tensors(t, v), 1) for v in r])  # (42*60, 2)
+                      + [torch.stack(torch.broadcast_tensors(t, v), 1) for v in r])  # (42 * LINE_POINTS, 2)
     z0 = torch.cat([samples, lines]).double()
     with torch.no_grad():
         flow = model.flow.double()
@@ -166,39 +162,70 @@ def _trace(name: str, fingerprint: str) -> dict:
         base = flow.base_log_prob(z0)
         model.flow.float()
     return {"points": torch.stack(points).float().numpy(), "log_q": (base - torch.stack(logdets)).float().numpy(),
-            "n_samples": 2000, "line_len": 60}
+            "n_samples": N_SAMPLES, "line_len": LINE_POINTS}
 
 
-def _layer_figure(frames: dict, k: int, geometry: list[dict]) -> go.Figure:
+LOG_Q_RANGE, PIXELS = (-6.0, 1.0), 600  # the colour scale of log q_k, and the side of each frame's picture
+
+
+def _layer_state(frames: dict, k: int, geometry: list[dict]) -> tuple[dict, dict]:
+    """Frame k: layer k's hyperplane as the first trace's data, and the layout it changes (the picture of the
+    grid and samples after k layers, the û arrow, the title)."""
     pts, log_q, n = frames["points"][k], frames["log_q"][k], frames["n_samples"]
-    fig = go.Figure()
-    grid = pts[n:].reshape(-1, frames["line_len"], 2)
-    gx = np.concatenate([np.append(line[:, 0], np.nan) for line in grid])
-    gy = np.concatenate([np.append(line[:, 1], np.nan) for line in grid])
-    fig.add_trace(go.Scattergl(x=gx, y=gy, mode="lines", line=dict(color="rgba(90,90,90,0.35)", width=1),
-                               hoverinfo="skip", name="base grid"))
-    fig.add_trace(go.Scattergl(x=pts[:n, 0], y=pts[:n, 1], mode="markers", name="samples",
-                               marker=dict(size=6, color=log_q[:n], colorscale=DENSITY, cmin=-6, cmax=1,
-                                           colorbar=dict(title="log q<sub>k</sub>", thickness=14))))
-    if k >= 1:
-        _hyperplane(fig, geometry[k - 1])
-    fig.update_layout(title=f"k = {k}: samples after {k} layer{'s' if k != 1 else ''}", showlegend=False)
+    low, high = LOG_Q_RANGE
+    png = raster.scatter_png(BOX, PIXELS, points=pts[:n], values01=(log_q[:n] - low) / (high - low),
+                             table=raster.colour_table(DENSITY), lines=pts[n:].reshape(-1, frames["line_len"], 2))
+    line, arrows = _hyperplane(geometry[k - 1]) if k >= 1 else (([], []), [dict(visible=False)] * 2)  # (a frame
+    # without annotations would keep the previous frame's arrow)
+    layout = dict(images=[raster.layout_image(png, BOX)], annotations=arrows,
+                  title_text=f"k = {k}: samples after {k} layer{'s' if k != 1 else ''}")
+    return dict(x=line[0], y=line[1]), layout
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _layer_animation(name: str, fingerprint: str, start: int) -> go.Figure:
+    """All K + 1 states in one figure, shown at k = `start`; a slider and Play step through them in the browser.
+    Each state is a server-drawn picture (about 60 kB), so a step swaps an image instead of redrawing markers."""
+    frames, geometry = _trace(name, fingerprint), bundled_model(name).layers_geometry()
+    K = len(frames["points"]) - 1
+    states = [_layer_state(frames, k, geometry) for k in range(K + 1)]
+    line, layout = states[start]
+    low, high = LOG_Q_RANGE
+    fig = go.Figure(
+        data=[go.Scatter(**line, mode="lines", hoverinfo="skip", line=dict(color="#c0392b", width=3, dash="dash")),
+              go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip",  # only to show the colour bar
+                         marker=dict(color=[low], colorscale=DENSITY, cmin=low, cmax=high, showscale=True,
+                                     colorbar=dict(title="log q<sub>k</sub>", thickness=14)))],
+        frames=[go.Frame(data=[go.Scatter(**d)], traces=[0], name=str(k), layout=go.Layout(**lay))
+                for k, (d, lay) in enumerate(states)])
+    play = dict(frame=dict(duration=500, redraw=True), transition=dict(duration=0), fromcurrent=True, mode="immediate")
+    jump = dict(frame=dict(duration=0, redraw=True), transition=dict(duration=0), mode="immediate")
+    fig.update_layout(
+        **layout, showlegend=False,
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.1, xanchor="left", yanchor="top",
+                          pad=dict(t=0, b=0), font=dict(size=16), buttons=[
+                              dict(label="▶ Play", method="animate", args=[None, play]),
+                              dict(label="❚❚", method="animate", args=[[None], {**jump, "frame": dict(duration=0)}])])],
+        sliders=[dict(active=start, x=0.3, len=0.7, y=-0.1, yanchor="top", pad=dict(t=0, b=0),
+                      currentvalue=dict(prefix="layers applied k = ", font=dict(size=16)), font=dict(size=13),
+                      steps=[dict(label=str(k) if K <= 8 or k % 4 == 0 else "", method="animate",
+                                  args=[[str(k)], jump]) for k in range(K + 1)])])
     _square_axes(fig)
-    return _layout(fig, 640)
+    return _layout(fig, 760).update_layout(margin=dict(b=130))
 
 
-def _hyperplane(fig: go.Figure, layer: dict) -> None:
-    """Layer's fixed line w^T z + b = 0 (dashed) and its u-hat arrow from the line's point nearest the origin."""
+def _hyperplane(layer: dict) -> tuple[tuple[list, list], list[dict]]:
+    """Layer's fixed line w^T z + b = 0 as (xs, ys), and its u-hat arrow (from the line's point nearest the
+    origin) as plotly annotations."""
     w, b, u = np.array(layer["w"]), layer["b"], np.array(layer["u_hat"])
     p0 = -b * w / (w @ w)
     direction = np.array([-w[1], w[0]]) / np.linalg.norm(w)
     ends = np.stack([p0 - 20 * direction, p0 + 20 * direction])
-    fig.add_trace(go.Scatter(x=ends[:, 0], y=ends[:, 1], mode="lines", line=dict(color="#c0392b", width=3, dash="dash"),
-                             hoverinfo="skip"))
-    fig.add_annotation(x=p0[0] + u[0], y=p0[1] + u[1], ax=p0[0], ay=p0[1], xref="x", yref="y", axref="x", ayref="y",
-                       showarrow=True, arrowhead=3, arrowsize=1.4, arrowwidth=3, arrowcolor="#c0392b")
-    fig.add_annotation(x=p0[0] + u[0], y=p0[1] + u[1], text="û", showarrow=False, font=dict(size=22, color="#c0392b"),
-                       xshift=12, yshift=12)
+    tip = dict(x=p0[0] + u[0], y=p0[1] + u[1], xref="x", yref="y")
+    arrows = [dict(**tip, ax=p0[0], ay=p0[1], axref="x", ayref="y", showarrow=True, arrowhead=3, arrowsize=1.4,
+                   arrowwidth=3, arrowcolor="#c0392b"),
+              dict(**tip, text="û", showarrow=False, font=dict(size=22, color="#c0392b"), xshift=12, yshift=12)]
+    return (ends[:, 0].tolist(), ends[:, 1].tolist()), arrows
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -49,8 +49,12 @@ def cmd_train(args) -> None:
     model.to(device)
     trainer = api.make_trainer(model, recipe["train"], seed=args.seed)
     earlier = api.read_metrics(out).get("training", {}) if continuing else {}
-    if resume:
+    if resume:  # the recipe's cosine schedule wins over the saved one, so --epochs can shorten or extend a run
+        schedules = [opt.param_groups[0].get("total_steps") for opt in trainer.optimizers]
         trainer.load_state_dict(resume)
+        for opt, total in zip(trainer.optimizers, schedules):
+            if total is not None:
+                opt.param_groups[0]["total_steps"] = total
     elif continuing:  # warm start: the saved weights and counters, new optimizer moments and data order
         trainer.epoch, trainer.step = int(earlier.get("epochs", 0)), int(earlier.get("steps", 0))
         trainer.generator.manual_seed(args.seed + 1000 * trainer.epoch)

@@ -34,3 +34,14 @@ def screenshot(page: Page, path) -> None:
         charts.nth(i).locator(".main-svg").first.wait_for(timeout=20_000)
     page.wait_for_timeout(400)
     page.screenshot(path=path, full_page=True)
+
+
+def plotly_slider_steps(page: Page) -> list[tuple[float, float]]:
+    """Screen points (x, y) of the steps of the first plotly chart's own slider (a browser-played animation),
+    scrolled into view; click one with page.mouse.click(*points[i])."""
+    chart = page.locator("[data-testid='stPlotlyChart'] .slider-container").first
+    chart.scroll_into_view_if_needed()
+    rail = chart.locator(".slider-rail-touch-rect").first.bounding_box()
+    ticks = chart.locator("rect.slider-tick-rect")
+    return [(b["x"] + b["width"] / 2, rail["y"] + rail["height"] / 2)
+            for b in (ticks.nth(i).bounding_box() for i in range(ticks.count()))]

@@ -2,9 +2,17 @@
 the background and ends with a model, and bad input (CSV, typed points, URL settings) gives a message."""
 from __future__ import annotations
 
+import base64
+import io
+import json
+
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from engine import api
 from tests import apptest
 
 VIEWS = ["change", "layers", "compare", "train", "realnvp"]
@@ -42,20 +50,43 @@ def test_change_of_variables_reacts_and_integrates_to_one(flows):
     assert "integrates to 1.0000" in at.caption[0].value
 
 
-def test_layer_slider_redraws_and_a_bad_link_warns(flows):
+def _opaque_at(spec_frame: dict, points: np.ndarray) -> float:
+    """The share of `points` (N, 2) inside the box that land on a drawn sample (an opaque pixel) in a frame's
+    picture of the layer animation."""
+    uri = spec_frame["layout"]["images"][0]["source"]
+    alpha = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))[..., 3]
+    size = alpha.shape[0]
+    inside = points[(np.abs(points) < 3.9).all(1)]
+    cols = ((inside[:, 0] + 4) / 8 * size).astype(int)
+    rows = ((4 - inside[:, 1]) / 8 * size).astype(int)
+    return float((alpha[rows, cols] == 255).mean())
+
+
+def test_layer_figure_carries_every_layer_and_starts_where_the_link_says(flows):
     at = show(flows, "layers")
-    slider = at.slider(key="lay_slider_planar-u1-k32")
-    assert slider.max == 32 and slider.value == 32
-    before = charts(at)[0]
-    slider.set_value(3).run()
-    assert not at.exception and charts(at)[0] != before
+    spec = json.loads(charts(at)[0])
+    assert len(spec["frames"]) == 33 and spec["layout"]["sliders"][0]["active"] == 32
+    model = api.load("planar-u1-k32")
+    z0 = torch.randn(1500, 2, generator=torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():
+        points = [p.numpy() for p in model.flow.double().trace(z0)[0]]
+    for k in (0, 3, 32):  # frame k draws the samples after exactly k layers (not k - 1, not k + 1)
+        assert _opaque_at(spec["frames"][k], points[k]) > 0.99
+        assert spec["frames"][k]["layout"]["title"]["text"].startswith(f"k = {k}:")
+    assert _opaque_at(spec["frames"][0], points[32]) < 0.9 and _opaque_at(spec["frames"][3], points[2]) < 0.9
+    assert [a["visible"] for a in spec["frames"][0]["layout"]["annotations"]] == [False, False]  # no arrow at k = 0
+    assert all(a.get("visible", True) for a in spec["frames"][5]["layout"]["annotations"])
+    at.query_params["k"] = "3"
+    at.run()
+    spec = json.loads(charts(at)[0])
+    assert spec["layout"]["sliders"][0]["active"] == 3 and spec["layout"]["title"]["text"].startswith("k = 3:")
     at.segmented_control(key="lay_k").set_value(2).run()
-    assert at.slider(key="lay_slider_planar-u1-k2").max == 2
+    assert len(json.loads(charts(at)[0])["frames"]) == 3
     at.query_params["K"] = "7"
     at.query_params["k"] = "500"
     at.run()
     assert not at.exception
-    assert any("K='7'" in w.value for w in at.warning)
+    assert any("K='7'" in w.value for w in at.warning) and any("k='500'" in w.value for w in at.warning)
 
 
 def test_compare_lists_all_twelve_flows(flows):

@@ -512,7 +512,7 @@ def speed(nets: list[str]) -> None:
     if go_:
         with st.spinner("Timing: the cached sampler draws all 16 digits, then the naive one its pixels…"):
             result = api.compare_samplers(_model(net), GRID, seed=0, naive_pixels=naive_pixels)
-            st.session_state["pcnn_speed"] = (net, result, _speed_pictures(net, naive_pixels))
+            st.session_state["pcnn_speed"] = (net, result, _speed_pictures(result))
     held = st.session_state.get("pcnn_speed")
     if not held or held[0] != net:
         st.info("Press the button: both samplers run here, now, on this server, from the same uniforms (seed 0).")
@@ -534,14 +534,12 @@ def speed(nets: list[str]) -> None:
                "identical whole images from the same uniforms.")
 
 
-def _speed_pictures(net: str, naive_pixels: int) -> bytes:
-    model = _model(net)
-    canvas, u, start = api.pixelcnn_start_state(model, GRID, torch.Generator().manual_seed(0))
-    cached, _ = api.pixelcnn_sample_cached(model, canvas, u, start)
-    naive, _ = api.pixelcnn_sample_naive(model, canvas, u, start, naive_pixels)
-    drawn = np.arange(model.n_pixels) < naive_pixels
-    left = tile_rgb(canvas_rgb(cached.cpu().numpy(), np.ones(model.n_pixels, bool)), cols=4, pad_rgb=GREY)
-    right = tile_rgb(canvas_rgb(naive.cpu().numpy(), drawn), cols=4, pad_rgb=GREY)
+def _speed_pictures(result: dict) -> bytes:
+    """The cached sampler's 16 digits beside the naive sampler's (slate where it did not run)."""
+    cached, naive = result["samples_cached"].numpy(), result["samples_naive"].numpy()
+    drawn = np.arange(cached.shape[1]) < result["naive_measured_pixels"]
+    left = tile_rgb(canvas_rgb(cached, np.ones(cached.shape[1], bool)), cols=4, pad_rgb=GREY)
+    right = tile_rgb(canvas_rgb(naive, drawn), cols=4, pad_rgb=GREY)
     gap = np.ones((left.shape[0], 12, 3))
     return rgb_png(np.concatenate([left, gap, right], 1), scale=4)
 

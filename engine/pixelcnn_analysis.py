@@ -127,7 +127,8 @@ def compare_samplers(model: AutoregressiveImage, n: int = 16, *, seed: int = 0,
     """The cached and naive samplers on the same uniforms: seconds for n whole images with the cached one;
     the naive one run over the first `naive_pixels` pixels (all if None) and, since every naive step is
     the same full forward pass, its whole-image time scaled from those; whether the samples drawn by both
-    are identical and the largest logit difference."""
+    are identical and the largest logit difference; and both samplers' images (n, H*W), the naive one's
+    zero after the pixels it ran, for showing them side by side."""
     model.eval()
     canvas, u, start = start_state(model, n, torch.Generator().manual_seed(seed))
     t0 = time.perf_counter()
@@ -140,4 +141,5 @@ def compare_samplers(model: AutoregressiveImage, n: int = 16, *, seed: int = 0,
     return {"batch": n, "cached_s": cached_s, "naive_s": naive_s, "ratio": naive_s / cached_s,
             "naive_measured_pixels": stop, "naive_scaled": stop < model.n_pixels,
             "identical": bool(torch.equal(x_naive[:, :stop], x_cached[:, :stop])),
-            "max_logit_difference": (l_naive[:, :stop] - l_cached[:, :stop]).abs().max().item()}
+            "max_logit_difference": (l_naive[:, :stop] - l_cached[:, :stop]).abs().max().item(),
+            "samples_cached": x_cached.cpu(), "samples_naive": x_naive.cpu()}

@@ -170,3 +170,13 @@ def test_card_gives_nats_bits_per_dim_the_paper_and_the_binarization():
     assert "81.30" in card and "Larochelle" in card and "3000 steps of batch 32" in card
     gated = cards.pixelcnn_card(api.build("gated-pixelcnn", channels=8, layers=3), {"training": training})
     assert "Gated PixelCNN" in gated and "not yet evaluated" in gated and "no binarized-MNIST number" in gated
+
+
+@pytest.mark.parametrize("net", ["pixelcnn", "gated-pixelcnn"])
+def test_compare_samplers_returns_both_samplers_images(net):
+    model = api.build(net, channels=8, layers=3).eval()
+    r = api.compare_samplers(model, 2, seed=1, naive_pixels=60)
+    assert r["identical"] and r["naive_scaled"] and r["naive_measured_pixels"] == 60
+    cached, naive = r["samples_cached"], r["samples_naive"]
+    assert cached.shape == naive.shape == (2, 784) and cached[:, :60].equal(naive[:, :60])
+    assert not naive[:, 60:].any()  # the naive sampler never drew past the pixels it ran

@@ -51,40 +51,52 @@ def samples() -> None:
     c1, c2 = st.columns([3, 1])
     with c2:
         seed = int(st.number_input("Seed", 0, 99_999, widgets.url_int("seed", 0, 99_999, 0), key="glow_seed"))
-    pngs = _temperature_pngs(bundled_fingerprint(MODEL), seed)
-    with c1:
-        _temperature_grid(pngs, seed)
+        start = widgets.url_int("t10", 0, len(TEMPERATURES) - 1, 7)
+    widgets.share(seed=seed)
+    draws = _temperature_draws(bundled_fingerprint(MODEL), seed)
+    with c1:  # every temperature is in the figure: its slider and Play run in the browser, no server round trip
+        st.plotly_chart(_temperature_animation(bundled_fingerprint(MODEL), seed, start), key="glow_temperature_anim")
+        st.caption(f"{GRID_ROWS * GRID_COLS} samples, seed {seed}: drag the temperature slider under the grid, or "
+                   "press Play. A link's t10=… (ten times T) picks the temperature shown first. "
+                   + _overflow_note(draws["overflowed"]))
+    with c2:
+        widgets.download_zip({f"glow-samples-T{t:.1f}-seed{seed}.png": png for t, png in draws["pngs"].items()},
+                             f"glow-samples-seed{seed}.zip", key="dl_glow_samples",
+                             label="Download every temperature (ZIP of PNGs)")
     st.markdown("**One latent, every temperature** (the first four samples, T from 0 to 1.2 left to right): at "
                 "T = 0 every level's latent is zero, and the flow decodes that one image.")
-    widgets.image(pngs["strip"], width="stretch")
-    widgets.download_png(pngs["strip"], f"glow-temperature-strip-seed{seed}.png", key="dl_glow_strip")
+    widgets.image(draws["strip"], width="stretch")
+    widgets.download_png(draws["strip"], f"glow-temperature-strip-seed{seed}.png", key="dl_glow_strip")
 
 
-@st.fragment
-def _temperature_grid(pngs: dict, seed: int) -> None:
-    """The slider and the grid it picks, rerun on their own: a slider move only swaps a cached picture."""
-    default_t = widgets.url_int("t10", 0, len(TEMPERATURES) - 1, 7)
-    temperature = st.select_slider("Temperature T", TEMPERATURES, value=TEMPERATURES[default_t],
-                                   key="glow_temperature", format_func=lambda t: f"{t:.1f}")
-    widgets.share(seed=seed, t10=TEMPERATURES.index(temperature))
-    widgets.image(pngs[temperature], caption=f"{GRID_ROWS * GRID_COLS} samples at T = {temperature:.1f}, seed {seed}",
-                  width="stretch")
-    widgets.download_png(pngs[temperature], f"glow-samples-T{temperature:.1f}-seed{seed}.png", key="dl_glow_samples")
-    if pngs["overflowed"][temperature]:
-        st.caption(f"{pngs['overflowed'][temperature]} of these latents lie so far out that decoding them overflowed "
-                   "(an inverse coupling divides by a scale near 0); they are shown black.")
+def _overflow_note(overflowed: dict[float, int]) -> str:
+    """A sentence on the samples whose decoding overflowed (shown black), or "" when none did."""
+    counts = [f"{n} at T = {t:.1f}" for t, n in overflowed.items() if n]
+    if not counts:
+        return ""
+    return (f"Some latents lie so far out that decoding them overflowed ({', '.join(counts)}: an inverse coupling "
+            "divides by a scale near 0); they are shown black.")
 
 
 @st.cache_resource(show_spinner="Decoding the samples at every temperature…", max_entries=16)
-def _temperature_pngs(fingerprint: str, seed: int) -> dict:
-    """PNG bytes per temperature (the sample grid) and "strip" (4 samples x all temperatures); read-only,
-    cached once per server and seed, so moving the slider only picks a picture."""
+def _temperature_draws(fingerprint: str, seed: int) -> dict:
+    """One seeded draw of latents decoded at every temperature: "grids" (T, N, 784) in [0, 1], "pngs" (one grid
+    picture per temperature), "overflowed" (samples per temperature), "strip" (4 samples x all temperatures,
+    PNG); read-only, cached once per server and seed."""
     model = bundled_model(MODEL)
     grids, overflowed = api.glow_temperature_grids(model, GRID_ROWS * GRID_COLS, TEMPERATURES, seed)  # (T, N, 784)
-    out = {t: _picture(grids[i], cols=GRID_COLS) for i, t in enumerate(TEMPERATURES)}
-    out["overflowed"] = {t: int(overflowed[i]) for i, t in enumerate(TEMPERATURES)}
-    out["strip"] = _picture(grids[:, :4].transpose(1, 0, 2), cols=len(TEMPERATURES), scale=3)
-    return out
+    return {"grids": grids, "pngs": {t: _picture(grids[i], cols=GRID_COLS) for i, t in enumerate(TEMPERATURES)},
+            "overflowed": {t: int(overflowed[i]) for i, t in enumerate(TEMPERATURES)},
+            "strip": _picture(grids[:, :4].transpose(1, 0, 2), cols=len(TEMPERATURES), scale=3)}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _temperature_animation(fingerprint: str, seed: int, start: int) -> go.Figure:
+    """The sample grid at every temperature as one browser-played figure, shown at TEMPERATURES[start] first."""
+    grids = _temperature_draws(fingerprint, seed)["grids"]
+    frames = grids.reshape(len(TEMPERATURES), -1, *SHAPE)
+    return plots.animation(frames, labels=[f"{t:.1f}" for t in TEMPERATURES], cols=GRID_COLS, height=560,
+                           name="temperature T", start=start)
 
 
 # --- encode and decode ------------------------------------------------------------------------------

@@ -61,15 +61,20 @@ def heatmaps(maps, titles: list[str], *, symmetric: bool = True, height: int = 3
     return _layout(fig, height)
 
 
-def animation(frames, *, labels: list[str] | None = None, height: int = 520, cols: int | None = None) -> go.Figure:
-    """A browser-side animation of image grids: frames (T, N, H, W) in [0, 1] -> plotly figure with a slider."""
+def animation(frames, *, labels: list[str] | None = None, height: int = 520, cols: int | None = None,
+              name: str = "step", start: int = 0) -> go.Figure:
+    """A browser-side animation of image grids: frames (T, N, H, W) in [0, 1] -> plotly figure with a slider
+    (its readout "name=label"), showing frame `start` first."""
     frames = to_numpy(frames)
     tiled = np.stack([grid(f, cols=cols) for f in frames])  # (T, GH, GW)
     fig = px.imshow(tiled, animation_frame=0, color_continuous_scale="gray", zmin=0, zmax=1,
-                    binary_string=True, labels={"animation_frame": "step"})
+                    binary_string=True, labels={"animation_frame": name})
     if labels:
         for step, label in zip(fig.layout.sliders[0].steps, labels):
             step.label = label
+    if start:
+        fig.data[0].source = fig.frames[start].data[0].source
+        fig.layout.sliders[0].active = start
     fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
     fig.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"] = 120
     fig.layout.updatemenus[0].buttons[0].args[1]["transition"]["duration"] = 0

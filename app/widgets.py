@@ -1,7 +1,9 @@
 """Page furniture shared by every page: header, downloads, URL-shareable controls, friendly errors."""
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from typing import Sequence
 
 import streamlit as st
@@ -65,6 +67,16 @@ def share(**params) -> None:
 def download_png(data: bytes, file_name: str, *, key: str, label: str = "Download PNG") -> None:
     st.download_button(label, data, file_name=file_name, mime="image/png", key=key, on_click="ignore",
                        icon=":material/download:")
+
+
+def download_zip(files: dict[str, bytes], file_name: str, *, key: str, label: str = "Download ZIP") -> None:
+    """One download of several files (name -> bytes), stored uncompressed in a ZIP."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    st.download_button(label, buffer.getvalue(), file_name=file_name, mime="application/zip", key=key,
+                       on_click="ignore", icon=":material/download:")
 
 
 def download_json(data: dict, file_name: str, *, key: str, label: str = "Download JSON") -> None:

@@ -22,7 +22,8 @@ CHANGES, TARGET_MS = 30, 250
 
 
 # (name, page path, slider label ("plotly": the first plotly chart's own slider, clicked at its steps), what shows
-# the result: the "first" or "last" image on the page, or the "title" of the first plotly chart)
+# the result: the "first" or "last" image on the page, the first plotly chart's image ("plotly-image") or its
+# "title")
 CASES = [
     ("RBM page, 'Features shown' slider -> new decomposition image", "rbm?view=features", "Features shown", "last"),
     ("VAE page, latent slider z1 -> new decoded image", "vae?view=sliders", "z1", "first"),
@@ -30,7 +31,8 @@ CASES = [
      "last"),
     ("Flows page, planar layer slider k (in the browser) -> new frame (U3, K = 32)",
      "flows?view=layers&target=u3&K=32&k=16", "plotly", "title"),
-    ("Glow page, temperature slider -> new sample grid", "glow?view=samples", "Temperature T", "first"),
+    ("Glow page, temperature slider (in the browser) -> new sample grid", "glow?view=samples", "plotly",
+     "plotly-image"),
     ("Glow page, layer slider -> new layer state", "glow?view=inside&layer=20", "Layer", "first"),
 ]
 
@@ -39,6 +41,8 @@ SIGNATURES = {  # JavaScript for what changes when the result is drawn
              "return im.length ? im[0].src : null; })()",
     "last": "(() => { const im = document.querySelectorAll(\"[data-testid='stImage'] img\"); "
             "return im.length ? im[im.length - 1].src : null; })()",
+    "plotly-image": "(() => { const im = document.querySelector(\"[data-testid='stPlotlyChart'] image\"); "
+                    "return im ? im.getAttribute('href') : null; })()",
     "title": "(() => { const t = document.querySelector(\"[data-testid='stPlotlyChart'] .gtitle\"); "
              "return t ? t.textContent : null; })()",
 }

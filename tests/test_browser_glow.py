@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import assert_no_exception, open_page, screenshot, wait_idle
+from tests.browser import assert_no_exception, open_page, plotly_slider_steps, screenshot, wait_idle
 from tests.conftest import ARTIFACTS
 
 VIEWS = ["samples", "encode", "interpolate", "inside", "bits"]
@@ -49,13 +49,14 @@ def test_a_digit_drawn_with_the_mouse_is_encoded(page: Page, app_url: str):
     screenshot(page, ARTIFACTS / "glow-encode-drawn.png")
 
 
-def test_temperature_slider_swaps_the_samples(page: Page, app_url: str):
+def test_temperature_slider_swaps_the_samples_in_the_browser(page: Page, app_url: str):
     open_page(page, f"{app_url}/glow?view=samples")
-    grid = page.locator("[data-testid='stImage'] img").first
-    before = grid.get_attribute("src")
-    slider = page.get_by_role("slider", name="Temperature T")
-    slider.focus()
-    page.keyboard.press("ArrowRight")
-    expect(grid).not_to_have_attribute("src", before, timeout=10_000)
-    expect(page.get_by_text("samples at T = 0.8")).to_be_visible()
+    grid = page.locator("[data-testid='stPlotlyChart'] image").first
+    expect(grid).to_have_count(1, timeout=20_000)
+    before = grid.get_attribute("href")
+    steps = plotly_slider_steps(page)
+    assert len(steps) == 13
+    page.mouse.click(*steps[12])
+    expect(grid).not_to_have_attribute("href", before, timeout=10_000)
+    expect(page.locator("[data-testid='stPlotlyChart'] .slider-container").first).to_contain_text("1.2")
     assert_no_exception(page)

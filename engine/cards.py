@@ -502,8 +502,8 @@ def pixelcnn_card(model, metrics: dict) -> str:
         lines.append("- not yet evaluated (`python -m engine eval <folder>`).")
     else:
         lines.append(f"- **Test NLL {test['nats']:.2f} ± {test['stderr']:.2f} nats per image** "
-                     f"({test['bits_per_dim']:.4f} bits/dim = nats / 784 / ln 2), exact, on all "
-                     f"{test['images']:,} test digits of {test['split']}.")
+                     f"({test['bits_per_dim']:.4f} bits/dim = nats / 784 / ln 2), exact, averaged over "
+                     f"{test['images']:,} digits: {test['split']}.")
     lines += ["- Binarization: the app's own seeded binarization of the test split, not the fixed binarized-MNIST "
               "file of Larochelle & Murray that the papers use (not available here), so the number compares with "
               "every MNIST likelihood in this app but only roughly with the papers'.",

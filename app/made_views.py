@@ -529,15 +529,15 @@ def train() -> None:
                 "background: the other views stay usable, and Cancel keeps the last complete step.")
     with st.form("made_train_form", border=True):
         c1, c2, c3 = st.columns(3)
-        hidden = c1.select_slider("Hidden units", [100, 250, 500, 1000], 500)
-        ordering = c2.radio("Ordering", ["natural", "random"], horizontal=True)
-        order_seed = c3.number_input("Ordering seed (random)", 0, 9_999, 0)
-        n_masks = c1.select_slider("Masks cycled in training", [1, 2, 4, 8], 1,
+        hidden = c1.select_slider("Hidden units", [100, 250, 500, 1000], 500, key="made_train_hidden")
+        ordering = c2.radio("Ordering", ["natural", "random"], horizontal=True, key="made_train_ordering")
+        order_seed = c3.number_input("Ordering seed (random)", 0, 9_999, 0, key="made_train_order_seed")
+        n_masks = c1.select_slider("Masks cycled in training", [1, 2, 4, 8], 1, key="made_train_masks",
                                    help="More than one: connectivity-agnostic training; the mask ensemble view "
                                         "then appears for your model.")
-        epochs = c2.slider("Epochs (50,000 digits each)", 1, 20, 10)
-        lr = c3.select_slider("Learning rate", [3e-4, 1e-3, 3e-3], 1e-3)
-        seed = c1.number_input("Seed", 0, 9_999, 0)
+        epochs = c2.slider("Epochs (50,000 digits each)", 1, 20, 10, key="made_train_epochs")
+        lr = c3.select_slider("Learning rate", [3e-4, 1e-3, 3e-3], 1e-3, key="made_train_lr")
+        seed = c1.number_input("Seed", 0, 9_999, 0, key="made_train_seed")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     running = jobs.get(JOB)
     if submitted and not (running and running.running):

@@ -95,14 +95,14 @@ def mulaw() -> None:
     clip = pick_clip("wn_mu")
     result = analysis.companding(clip.audio)
     st.plotly_chart(_companding_figure(result), key="wn_mu_fig")
-    a1, a2, a3 = st.columns(3)
+    a1, a2, a3 = st.columns([1, 1, 1.3])
     with a1:
         _audio(clip.audio, f"The recording {clip.name}.wav as stored ({clip.seconds:.2f} s)")
     with a2:
         _audio(result["decoded"], "Mu-law, 256 levels, decoded (scaled to peak 1)")
     with a3:
         m1, m2 = st.columns(2)
-        m1.metric("Levels used", f"{result['mu_law_levels_used']} / 256",
+        m1.metric("Levels used (of 256)", f"{result['mu_law_levels_used']}",
                   f"uniform: {result['uniform_levels_used']}", delta_color="off", delta_arrow="off")
         m2.metric("SNR, quiet half", f"{result['mu_law_quiet_snr_db']:.0f} dB",
                   f"uniform: {result['uniform_quiet_snr_db']:.0f} dB", delta_color="off", delta_arrow="off")
@@ -118,8 +118,8 @@ def mulaw() -> None:
 def _companding_figure(r: dict) -> go.Figure:
     t = np.arange(len(r["levels"])) / RATE
     fig = make_subplots(rows=2, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.08, vertical_spacing=0.2,
-                        subplot_titles=["Waveform, scaled to peak 1", "Histogram of amplitudes (256 equal bins)",
-                                        "Mu-law levels q_t", "Histogram of the 256 levels"])
+                        subplot_titles=["Waveform, scaled to peak 1", "Amplitudes, 256 equal bins",
+                                        "Mu-law levels q_t", "The 256 mu-law levels"])
     fig.add_trace(go.Scattergl(x=t, y=r["normalized"], mode="lines", line=dict(color=BLUE, width=1)), 1, 1)
     fig.add_trace(go.Histogram(x=r["normalized"], xbins=dict(start=-1, end=1, size=2 / 256), marker_color=BLUE), 1, 2)
     fig.add_trace(go.Scattergl(x=t, y=r["levels"], mode="lines", line=dict(color=ORANGE, width=1)), 2, 1)
@@ -142,7 +142,7 @@ def stack() -> None:
                 "d from layer to layer doubles the reach with each layer instead of adding one. The highlighted "
                 "nodes are the ones the prediction at the right edge depends on, **measured with autograd** on a "
                 "small WaveNet built with your settings.")
-    st.latex(r"R \;=\; 1+\sum_{\ell=1}^{L}(k-1)\,d_\ell\ \text{ samples}\qquad"
+    st.latex(r"R \;=\; 1+\sum_{\ell=1}^{L}(k-1)\,d_\ell\ \text{ samples},\qquad "
              r"p(q_t\mid q_{<t}) \text{ reads } q_{t-R},\dots,q_{t-1}")
     _stack_controls()
 
@@ -251,8 +251,8 @@ def predict() -> None:
     clip = pick_clip("wn_pred")
     pred = _predictions(bundled_fingerprint(MODEL), clip.digit, clip.speaker, clip.take)
     q = fsdd.mu_law_encode(fsdd.peak_normalize(clip.audio)).numpy()
-    _prediction_window(pred, q, clip.name)
-    _surprisal_overview(pred, clip.name)
+    loudest = int(np.argmax(np.abs(clip.audio)))  # open the window on the loudest stretch
+    _prediction_window(pred, q, clip.name, max(0, (loudest - WINDOW // 2) * 1000 // RATE // 5 * 5))
     _bits_table(pred, clip, net)
 
 
@@ -266,10 +266,12 @@ def _predictions(fingerprint: str, digit: int, speaker: str, take: int) -> dict:
 
 
 @st.fragment
-def _prediction_window(pred: dict, q: np.ndarray, name: str) -> None:
+def _prediction_window(pred: dict, q: np.ndarray, name: str, default_ms: int) -> None:
+    """The window slider, its heatmap and the whole clip's surprisal with the window marked, rerun on their own."""
     n = len(q)
     last = max(0, (n - WINDOW) * 1000 // RATE)
-    start_ms = st.slider("Window start (ms)", 0, int(last), min(widgets.url_int("at", 0, 10_000, 0), int(last)),
+    start_ms = st.slider("Window start (ms)", 0, int(last),
+                         min(widgets.url_int("at", 0, 10_000, default_ms), int(last)),
                          step=5, key="wn_window", help=f"The heatmap shows {WINDOW} samples ({1000 * WINDOW // RATE} "
                          "ms) from here; the whole clip is in the overview below.")
     widgets.share(at=start_ms)
@@ -279,6 +281,7 @@ def _prediction_window(pred: dict, q: np.ndarray, name: str) -> None:
     bits = pred["surprisal"][a:b].mean()
     st.caption(f"{name}: samples {a:,} to {b - 1:,}; this window costs {bits:.2f} bits per sample. Where the "
                "waveform is smooth the bright band is narrow and follows the line; at sharp turns it spreads.")
+    _surprisal_overview(pred, name, (a * 1000 / RATE, b * 1000 / RATE))
 
 
 def _heatmap(probs: np.ndarray, q: np.ndarray, offset: int) -> go.Figure:
@@ -294,7 +297,7 @@ def _heatmap(probs: np.ndarray, q: np.ndarray, offset: int) -> go.Figure:
     return _layout(fig, 520, showlegend=False)
 
 
-def _surprisal_overview(pred: dict, name: str) -> None:
+def _surprisal_overview(pred: dict, name: str, window: tuple[float, float]) -> None:
     s = pred["surprisal"]
     block = RATE // 100  # 10 ms
     means = np.array([s[i:i + block].mean() for i in range(0, len(s), block)])
@@ -302,10 +305,12 @@ def _surprisal_overview(pred: dict, name: str) -> None:
     fig = go.Figure(go.Scatter(x=t, y=means, mode="lines", line=dict(color=BLUE, width=2), name="WaveNet",
                                hovertemplate="%{x} ms: %{y:.2f} bits/sample<extra></extra>"))
     fig.add_hline(y=pred["baselines"]["bigram"], line=dict(color=ORANGE, dash="dash"),
-                  annotation_text="previous-sample baseline on this clip", annotation_position="top left")
+                  annotation_text="previous-sample baseline on this clip", annotation_position="bottom right")
+    fig.add_vrect(x0=window[0], x1=window[1], fillcolor=ORANGE, opacity=0.15, line_width=0)
     fig.update_xaxes(title_text="time (ms)")
     fig.update_yaxes(title_text="bits per sample", rangemode="tozero")
-    st.markdown(f"**Over the whole clip**: −log₂ p(q_t | q_<t) averaged over 10 ms blocks ({name}).")
+    st.markdown(f"**Over the whole clip**: −log₂ p(q_t | q_<t) averaged over 10 ms blocks ({name}); the shaded "
+                "band is the window above.")
     st.plotly_chart(_layout(fig, 280, showlegend=False), key="wn_surprisal")
 
 

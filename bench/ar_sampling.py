@@ -15,6 +15,7 @@ Both sides run on one thread (torch.set_num_threads(1)), one after the other in 
 counts. Other processes on the machine slow both sides alike but make single rounds noisy.
 
     PYTHONPATH=. .venv/bin/python bench/ar_sampling.py [--sections made] [--batch 16] [--rounds 2]
+    PYTHONPATH=. .venv/bin/python bench/ar_sampling.py --sections wavenet --rounds 1 --wavenet-seconds 0.05  # quick
 """
 from __future__ import annotations
 
@@ -103,10 +104,14 @@ def main(argv=None) -> None:
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--wavenet-seconds", type=float, default=1.0,
+                        help="audio length of the wavenet section (shorter: a quick run; below R + 200 samples the "
+                             "naive side runs in full, its window still growing, so the ratio is lower than for 1 s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     for name in args.sections:
-        r = SECTIONS[name](batch=args.batch, rounds=args.rounds)
+        extra = {"seconds": args.wavenet_seconds} if name == "wavenet" else {}
+        r = SECTIONS[name](batch=args.batch, rounds=args.rounds, **extra)
         print(f"{name}: {r['what']}: naive {r['naive_s']:.3f} s, cached {r['cached_s']:.3f} s, "
               f"ratio {r['ratio']:.1f}x, identical samples: {r['identical']}")
 

@@ -49,7 +49,7 @@ def test_view_runs_without_errors(clear_streamlit_caches, view):
 def test_mulaw_picks_a_clip_and_shares_it(clear_streamlit_caches):
     at = open_view("mulaw")
     before = apptest.charts(at)
-    assert metrics(at)["Levels used"].endswith("/ 256") and len(at.get("audio")) == 2
+    assert 100 < int(metrics(at)["Levels used (of 256)"]) <= 256 and len(at.get("audio")) == 2
     at.selectbox(key="wn_mu_digit").set_value(3).run()
     assert apptest.charts(at) != before and param(at, "digit") == "3"
     at = open_view("mulaw", digit=3, speaker="theo", take=2)

@@ -185,7 +185,9 @@ def masks() -> None:
                 "inputs each output can reach: in the ordering, a strictly lower-triangular matrix, so output d "
                 "is a function of the pixels before d only — p(x_d | x₍<d₎).")
     st.latex(r"M^{W^l}_{k,k'}=\mathbb 1\big[m^l(k)\ge m^{l-1}(k')\big]\qquad "
-             r"M^{V}_{d,k}=\mathbb 1\big[m^0(d)>m^L(k)\big]\qquad h^l=\mathrm{ReLU}\big(b^l+(W^l\odot M^{W^l})h^{l-1}\big)")
+             r"M^{V}_{d,k}=\mathbb 1\big[m^0(d)>m^L(k)\big]")
+    st.latex(r"h^l=\mathrm{ReLU}\big(b^l+(W^l\odot M^{W^l})\,h^{l-1}\big)\qquad "
+             r"p(x_d=1\mid x_{<d})=\sigma\big(c_d+(V\odot M^V)_{d,\cdot}\,h^L\big)")
     ordering, order_seed, mask_seed = _mask_controls()
     st.markdown(f"**A small MADE, {SMALL_D}-{SMALL_HIDDEN[0]}-{SMALL_HIDDEN[1]}-{SMALL_D}** (the real one is "
                 f"784-500-784: too wide to draw unit by unit; it follows below). Numbers are degrees.")
@@ -234,10 +236,11 @@ def _network_figure(s: dict) -> go.Figure:
     top = len(degrees) - 1
     for layer, (d, x) in enumerate(zip(degrees, xs)):
         text = [f"{v}" for v in d]
+        pixels = layer in (0, top)
         fig.add_trace(go.Scatter(
-            x=x, y=np.full(len(d), layer), mode="markers+text", text=text, textfont=dict(color="white", size=15),
-            marker=dict(size=30, color=d, cmin=1, cmax=SMALL_D, colorscale=PROB_SCALE,
-                        line=dict(color="#1a202c", width=1), symbol="square" if layer in (0, top) else "circle"),
+            x=x, y=np.full(len(d), layer), mode="markers+text", text=text, textfont=dict(color="#1a202c", size=15),
+            marker=dict(size=30, color="#fbd38d" if pixels else "#bee3f8", line=dict(color="#1a202c", width=1),
+                        symbol="square" if pixels else "circle"),
             name=names[layer], showlegend=False,
             hovertemplate=f"{names[layer]}<br>degree %{{text}}<extra></extra>"))
         fig.add_annotation(x=-0.04, y=layer, text=names[layer].split(" (")[0], showarrow=False, xanchor="right",
@@ -263,9 +266,8 @@ def _dependency_figure(s: dict) -> go.Figure:
     order = s["order"].tolist()
     labels = [f"x{d + 1}" for d in order]
     fig = go.Figure(_binary_heatmap(s["in_order"], labels, labels))
-    fig.update_layout(title=dict(text=f"Product of the masks, in the ordering: output (row) ← input (column)<br>"
-                                      f"<sup>{s['connected']} of the {s['allowed']} allowed pairs connected; the "
-                                      "diagonal and above stay empty</sup>", font=dict(size=16)),
+    fig.update_layout(title=dict(text=f"Product of the masks, in the ordering<br><sup>output (row) ← input (column): "
+                                      f"{s['connected']} of {s['allowed']} allowed pairs</sup>", font=dict(size=16)),
                       height=460, margin=dict(l=10, r=10, t=80, b=10), font=plots.FONT)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", type="category")
     fig.update_xaxes(type="category", side="bottom")
@@ -334,10 +336,10 @@ def _pixel_picker(real: dict, ordering: str, order_seed: int) -> None:
     widgets.share(row=row, col=col)
     pixel = row * 28 + col
     seen = api.made_dependency_map(real["dependency"], real["order"], pixel).numpy().reshape(SHAPE)
-    colours = np.array([[255, 255, 255], [237, 137, 54], [43, 108, 176], [197, 48, 48]], dtype=np.uint8)
+    colours = np.array([[226, 232, 240], [237, 137, 54], [43, 108, 176], [197, 48, 48]], dtype=np.uint8)
     widgets.image(_rgb_png(colours[seen], scale=12), width="stretch",
                   caption=f"What output ({row}, {col}) sees: blue, the {int((seen == 2).sum())} inputs it depends on; "
-                  f"orange, {int((seen == 1).sum())} earlier inputs no hidden unit connects to it; white, later "
+                  f"orange, {int((seen == 1).sum())} earlier inputs no hidden unit connects to it; light grey, later "
                   "inputs; red, the pixel itself.")
 
 
@@ -515,7 +517,11 @@ def _frames_figure(f: dict) -> go.Figure:
                           duration=0, redraw=True), transition=dict(duration=0))]) for lab in labels])])
     height = 520 if n == 1 else 420 if n == 2 else 340
     fig = _square(fig, height)
-    fig.update_layout(margin=dict(l=10, r=10, t=50, b=90), plot_bgcolor="#a0aec0")
+    width = canvases[0].shape[1]
+    fig.update_xaxes(range=[-0.5, width - 0.5], autorange=False)
+    fig.update_yaxes(range=[27.5, -0.5], autorange=False)
+    fig.update_annotations(yshift=8)
+    fig.update_layout(margin=dict(l=10, r=10, t=60, b=90), plot_bgcolor="#a0aec0")
     return fig
 
 
@@ -611,26 +617,24 @@ def nll() -> None:
                     f"assets/checkpoints/{BUNDLED.get(key, '')}`).")
             continue
         test = result["test_nll"]
-        rows.append({"model": f"{source.label}: {describe(source.model)}", "nats": test["nats"],
+        rows.append({"short": source.label, "model": f"{source.label}: {describe(source.model)}", "nats": test["nats"],
                      "±": test["stderr"], "bits/dim": test["bits_per_dim"], "kind": "ours"})
     baseline = next((r["baseline_independent_bernoulli"] for r in map(_test_result, available.values()) if r), None)
     if baseline is not None:
-        rows.append({"model": "Independent pixels (each its training mean)", "nats": baseline, "±": None,
+        rows.append({"short": "Independent pixels", "model": "Independent pixels (each its training mean)",
+                     "nats": baseline, "±": None,
                      "bits/dim": baseline / (D * math.log(2)), "kind": "baseline"})
-    for label, nats in PAPER.values():
-        rows.append({"model": f"Paper: {label}", "nats": nats, "±": None, "bits/dim": nats / (D * math.log(2)),
+    for key, (label, nats) in PAPER.items():
+        rows.append({"short": f"{key.upper()}, paper", "model": f"Paper: {label}", "nats": nats, "±": None, "bits/dim": nats / (D * math.log(2)),
                      "kind": "paper (fixed binarization)"})
-    c1, c2 = st.columns([3, 2], gap="large")
-    with c1:
-        st.plotly_chart(_nll_figure(rows), key="made_nll_bars")
-    with c2:
-        st.dataframe(rows, hide_index=True, column_config={
-            "nats": st.column_config.NumberColumn("nats", format="%.2f"),
-            "±": st.column_config.NumberColumn("± (s.e.)", format="%.2f"),
-            "bits/dim": st.column_config.NumberColumn("bits/dim", format="%.4f")})
-        st.caption("± is the standard error over the 10,000 test digits. Paper numbers use the fixed binarized-MNIST "
-                   "file and far longer training; they are for scale, not a like-for-like comparison.")
-        widgets.download_csv(rows, "made-nade-test-nll.csv", key="dl_made_nll")
+    st.plotly_chart(_nll_figure(rows), key="made_nll_bars")
+    st.dataframe(rows, hide_index=True, column_order=["model", "nats", "±", "bits/dim", "kind"], column_config={
+        "nats": st.column_config.NumberColumn("nats", format="%.2f"),
+        "±": st.column_config.NumberColumn("± (s.e.)", format="%.2f"),
+        "bits/dim": st.column_config.NumberColumn("bits/dim", format="%.4f")})
+    st.caption("± is the standard error over the 10,000 test digits. Paper numbers use the fixed binarized-MNIST "
+               "file and far longer training; they are for scale, not a like-for-like comparison.")
+    widgets.download_csv(rows, "made-nade-test-nll.csv", key="dl_made_nll")
     _training_lines(available)
 
 
@@ -649,7 +653,7 @@ def _measured_test(fingerprint: str, _model) -> dict:
 def _nll_figure(rows: list[dict]) -> go.Figure:
     colours = {"ours": "#2b6cb0", "baseline": "#a0aec0", "paper (fixed binarization)": "#dd6b20"}
     ordered = sorted(rows, key=lambda r: -r["nats"])
-    fig = go.Figure(go.Bar(y=[r["model"].split(":")[0] for r in ordered], x=[r["nats"] for r in ordered],
+    fig = go.Figure(go.Bar(y=[r["short"] for r in ordered], x=[r["nats"] for r in ordered],
                            orientation="h", marker_color=[colours[r["kind"]] for r in ordered],
                            text=[f"{r['nats']:.2f}" for r in ordered], textposition="outside", cliponaxis=False,
                            hovertext=[r["model"] for r in ordered], hoverinfo="text+x"))

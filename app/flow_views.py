@@ -207,8 +207,8 @@ def _layer_animation(name: str, fingerprint: str, start: int) -> go.Figure:
                               dict(label="▶ Play", method="animate", args=[None, play]),
                               dict(label="❚❚", method="animate", args=[[None], {**jump, "frame": dict(duration=0)}])])],
         sliders=[dict(active=start, x=0.3, len=0.7, y=-0.1, yanchor="top", pad=dict(t=0, b=0),
-                      currentvalue=dict(prefix="layers applied k = ", font=dict(size=16)), font=dict(size=13),
-                      steps=[dict(label=str(k) if K <= 8 or k % 4 == 0 else "", method="animate",
+                      currentvalue=dict(prefix="layers applied k = ", font=dict(size=16)), font=dict(size=11),
+                      steps=[dict(label=str(k), method="animate",
                                   args=[[str(k)], jump]) for k in range(K + 1)])])
     _square_axes(fig)
     return _layout(fig, 760).update_layout(margin=dict(b=130))

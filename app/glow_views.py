@@ -4,10 +4,14 @@ this file only arranges and draws it. Slider-driven pictures are precomputed onc
 cached, so a slider only picks a picture."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from PIL import Image
+from plotly.subplots import make_subplots
 
 from app import digit_input, plots, widgets
 from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, mnist_test
@@ -24,7 +28,7 @@ def available() -> bool:
     """Whether the bundled Glow is there and loads; if not, a message says why."""
     if MODEL not in bundled_names("glow"):
         st.error(f"The bundled Glow checkpoint {MODEL!r} is missing from assets/checkpoints; "
-                 "`make train-glow` trains it (about 1 h 40 min on 2 CPU cores).")
+                 "`make train-glow` trains it (about 70 min on 2 CPU cores).")
         return False
     try:
         bundled_model(MODEL)
@@ -62,7 +66,7 @@ def samples() -> None:
     with c2:
         widgets.download_zip({f"glow-samples-T{t:.1f}-seed{seed}.png": png for t, png in draws["pngs"].items()},
                              f"glow-samples-seed{seed}.zip", key="dl_glow_samples",
-                             label="Download every temperature (ZIP of PNGs)")
+                             label="Download all (ZIP)", help="The sample grid at every temperature, one PNG each")
     st.markdown("**One latent, every temperature** (the first four samples, T from 0 to 1.2 left to right): at "
                 "T = 0 every level's latent is zero, and the flow decodes that one image.")
     widgets.image(draws["strip"], width="stretch")
@@ -138,7 +142,7 @@ def _latent_pictures(latents: list[np.ndarray]) -> None:
     cols = st.columns(len(latents))
     for i, (col, z) in enumerate(zip(cols, latents)):
         maps = z[0]  # (C, H, W)
-        tiled = plots.grid(maps, cols=min(len(maps), 4), pad=1, pad_value=np.nan)
+        tiled = plots.grid(maps, cols=2 if len(maps) <= 4 else 4, pad=1, pad_value=np.nan)
         with col:
             widgets.image(plots.signed_png(tiled, limit=3.0, scale=10 if maps.shape[-1] < 10 else 12),
                           caption=f"level {i + 1}: {maps.shape[0]} channels × {maps.shape[1]}×{maps.shape[2]}")
@@ -198,33 +202,85 @@ def inside() -> None:
     c1, _ = st.columns([1, 3])
     index = int(c1.number_input("Test digit", 0, len(images) - 1, widgets.url_int("digit", 0, len(images) - 1, 0),
                                 key="glow_inside_digit"))
-    _layer_state(_layer_figures(bundled_fingerprint(MODEL), index), index, int(labels[index]))
+    n_states = len(_layer_figures(bundled_fingerprint(MODEL), index))
+    start = widgets.url_int("layer", 0, n_states - 1, n_states - 1)
+    widgets.share(digit=index)
+    st.plotly_chart(_layer_animation(bundled_fingerprint(MODEL), index, start), key="glow_layers_anim")
+    st.caption(f"Test digit {index} (a {int(labels[index])}). Drag the layer slider under the figure, or press Play: "
+               "every layer is in the figure, so it plays in your browser. Left, on top: the state's channels "
+               "(blue < 0 < red, saturated at ±3); below, for a coupling, its log-scale log s (left) and shift t "
+               "(right) for the channels it changes (z_b = (x_b + t) · s, each saturated at the limit in the title). "
+               "Right: the "
+               f"pooled values of {HISTOGRAM_DIGITS} test digits against N(0, 1). A link's layer=… picks the layer "
+               "shown first.")
 
 
-@st.fragment
-def _layer_state(states: list[dict], index: int, label: int) -> None:
-    """The layer slider with one layer's state, coupling maps and histogram, rerun on their own (everything
-    is read from the cache: nothing is computed here)."""
-    k = st.slider("Layer", 0, len(states) - 1, widgets.url_int("layer", 0, len(states) - 1, len(states) - 1),
-                  key="glow_layer", help="0 is the logit of the dequantized pixels; the last is the top level's "
-                  "output, the latent ε₂.")
-    widgets.share(digit=index, layer=k)
-    state = states[k]
-    st.markdown(f"#### {state['label']}  ·  state {state['shape'][0]}×{state['shape'][1]}×{state['shape'][2]}  ·  "
-                f"log-det terms so far {state['logdet_bpd']:+.2f} bits/dim")
-    left, right = st.columns([1, 1], gap="large")
-    with left:
-        widgets.image(state["png"], caption=f"Test digit {index} (a {label}): the state's channels "
-                      "(blue < 0 < red, saturated at ±3)", width="stretch")
-        if "coupling" in state:
-            st.markdown("**This coupling**, computed from the channels it keeps, for the channels it changes: "
-                        "z_b = (x_b + t) · s")
-            for name, (png, limit) in zip(("log-scale log s", "shift t"), state["coupling"]):
-                widgets.image(png, caption=f"{name} (saturated at ±{limit:.2g})", width="stretch")
-    with right:
-        st.plotly_chart(_histogram(state), key="glow_hist")
-        st.caption(f"Mean {state['mean']:+.2f}, standard deviation {state['std']:.2f}; "
-                   f"{100 * state['outside']:.1f}% of values lie outside ±4.")
+PANEL, GAP = (480, 300), 16  # a layer picture's top box (the state) in pixels, and the gap between its boxes
+
+
+@st.cache_data(max_entries=16, show_spinner="Drawing every layer…")
+def _layer_animation(fingerprint: str, index: int, start: int) -> go.Figure:
+    """Every layer's state for one test digit as one browser-played figure: the maps as one picture (left) and
+    the pooled histogram against N(0, 1) (right), shown at layer `start` first."""
+    frames = [_layer_frame(state) for state in _layer_figures(fingerprint, index)]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.06)
+    for trace, col in zip(frames[start][0], (1, 2, 2)):
+        fig.add_trace(trace, 1, col)
+    fig.frames = [go.Frame(data=traces, name=str(k), layout=go.Layout(title_text=title))
+                  for k, (traces, title) in enumerate(frames)]
+    jump = dict(frame=dict(duration=0, redraw=True), transition=dict(duration=0), mode="immediate")
+    play = {**jump, "frame": dict(duration=400, redraw=True), "fromcurrent": True}
+    fig.update_layout(
+        title=dict(text=frames[start][1], font=dict(size=20)), height=860, font=plots.FONT, bargap=0,
+        margin=dict(l=10, r=10, t=90, b=120), legend=dict(orientation="h", x=0.6, y=1.02),
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.06, xanchor="left", yanchor="top",
+                          font=dict(size=16), buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
+                                                       dict(label="❚❚", method="animate", args=[[None], jump])])],
+        sliders=[dict(active=start, x=0.16, len=0.84, y=-0.06, yanchor="top", pad=dict(t=0, b=0),
+                      currentvalue=dict(prefix="layer ", font=dict(size=16)), font=dict(size=9),
+                      steps=[dict(label=str(k), method="animate", args=[[str(k)], jump])
+                             for k in range(len(frames))])])
+    fig.update_xaxes(visible=False, row=1, col=1).update_yaxes(visible=False, row=1, col=1)
+    fig.update_xaxes(title_text="value", row=1, col=2)
+    fig.update_yaxes(title_text="fraction per bin", row=1, col=2)
+    return fig
+
+
+def _layer_frame(state: dict) -> tuple[list, str]:
+    """One layer's traces (its picture, histogram bars, the N(0, 1) curve) and its title."""
+    counts, edges = state["histogram"]
+    centres = (edges[1:] + edges[:-1]) / 2
+    maps = [state["png"]] + [png for png, _ in state.get("coupling", [])]
+    picture = go.Image(source=plots.data_uri(_stacked(maps)), hoverinfo="skip")
+    bars = go.Bar(x=centres, y=counts, width=np.diff(edges), name="state values", marker_color="#2b6cb0")
+    curve = go.Scatter(x=centres, y=state["gaussian"], mode="lines", name="N(0, 1)",
+                       line=dict(color="#dd6b20", width=3))
+    c, h, w = state["shape"]
+    limits = ""
+    if "coupling" in state:
+        (_, s_limit), (_, t_limit) = state["coupling"]
+        limits = f" · log s ±{s_limit:.2g}, t ±{t_limit:.2g}"
+    title = (f"{state['label']} · state {c}×{h}×{w} · log-det so far {state['logdet_bpd']:+.2f} bits/dim<br>"
+             f"<span style='font-size:15px'>values: mean {state['mean']:+.2f}, std {state['std']:.2f}, "
+             f"{100 * state['outside']:.1f}% outside ±4{limits}</span>")
+    return [picture, bars, curve], title
+
+
+def _stacked(pngs: list[bytes]) -> bytes:
+    """The state's picture on top and, for a coupling, its log s and t maps side by side below, each fitted
+    (nearest-neighbour, centred) into its box on one white canvas of fixed size, so the axes never jump."""
+    width, height = PANEL
+    boxes = [(0, 0, width, height), (0, height + GAP, width // 2 - GAP // 2, height - GAP),
+             (width // 2 + GAP // 2, height + GAP, width // 2 - GAP // 2, height - GAP)]  # (left, top, w, h)
+    canvas = Image.new("RGB", (width, 2 * height), "white")
+    for data, (left, top, box_w, box_h) in zip(pngs, boxes):
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        scale = min(box_w / image.width, box_h / image.height)
+        image = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.NEAREST)
+        canvas.paste(image, (left + (box_w - image.width) // 2, top + (box_h - image.height) // 2))
+    out = io.BytesIO()
+    canvas.save(out, format="PNG")
+    return out.getvalue()
 
 
 @st.cache_resource(show_spinner="Tracing the digit through every layer…", max_entries=8)
@@ -246,25 +302,14 @@ def _layer_figures(fingerprint: str, index: int) -> list[dict]:
 
 
 def _channels_png(maps: np.ndarray, limit: float = 3.0) -> bytes:
-    """(C, H, W) signed maps tiled 4 to a row with grey gaps, saturated at +-limit, scaled to fit a column."""
-    tiled = plots.grid(maps, cols=min(len(maps), 4), pad=1, pad_value=np.nan)
+    """(C, H, W) signed maps tiled 2 to a row (4 when C > 4) with grey gaps, saturated at +-limit, scaled to fit a column."""
+    tiled = plots.grid(maps, cols=2 if len(maps) <= 4 else 4, pad=1, pad_value=np.nan)
     return plots.signed_png(tiled, limit=limit, scale=max(2, min(12, 480 // tiled.shape[1])))
 
 
 def _limit(maps: np.ndarray) -> float:
     """A colour limit for maps of any scale: their largest magnitude (1 if all zero)."""
     return float(np.abs(maps).max()) or 1.0
-
-
-def _histogram(layer: dict) -> go.Figure:
-    counts, edges = layer["histogram"]
-    centres = (edges[1:] + edges[:-1]) / 2
-    fig = go.Figure([go.Bar(x=centres, y=counts, name="state values", marker_color="#2b6cb0", width=np.diff(edges)),
-                     go.Scatter(x=centres, y=layer["gaussian"], name="N(0, 1)", mode="lines",
-                                line=dict(color="#dd6b20", width=3))])
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), font=plots.FONT, bargap=0,
-                      xaxis_title="value", yaxis_title="fraction per bin", legend=dict(orientation="h", y=1.12))
-    return fig
 
 
 # --- bits per dimension -------------------------------------------------------------------------------

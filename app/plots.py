@@ -1,6 +1,7 @@
 """Figures: crisp image grids (PNG), heatmaps, curves and browser-side animations. Inputs are numpy/torch arrays."""
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -99,6 +100,11 @@ def bars(labels: list[str], values, *, title: str = "", height: int = 300, range
                            text=[f"{v:.2f}" for v in to_numpy(values)], textposition="outside"))
     fig.update_layout(title=title, yaxis_range=list(range_))
     return _layout(fig, height)
+
+
+def data_uri(png_bytes: bytes) -> str:
+    """PNG bytes as a data: URI (a plotly image's source)."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes).decode()
 
 
 def signed_png(image, *, limit: float, scale: int = 4) -> bytes:

@@ -69,14 +69,15 @@ def download_png(data: bytes, file_name: str, *, key: str, label: str = "Downloa
                        icon=":material/download:")
 
 
-def download_zip(files: dict[str, bytes], file_name: str, *, key: str, label: str = "Download ZIP") -> None:
+def download_zip(files: dict[str, bytes], file_name: str, *, key: str, label: str = "Download ZIP",
+                 help: str | None = None) -> None:
     """One download of several files (name -> bytes), stored uncompressed in a ZIP."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)
     st.download_button(label, buffer.getvalue(), file_name=file_name, mime="application/zip", key=key,
-                       on_click="ignore", icon=":material/download:")
+                       on_click="ignore", icon=":material/download:", help=help)
 
 
 def download_json(data: dict, file_name: str, *, key: str, label: str = "Download JSON") -> None:

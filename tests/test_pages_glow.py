@@ -106,15 +106,20 @@ def test_interpolation_draws_both_paths_and_the_animation(clear_streamlit_caches
     assert images(at) != before
 
 
-def test_layer_slider_walks_through_the_flow(clear_streamlit_caches):
+def test_every_layer_is_a_frame_and_a_link_picks_the_first(clear_streamlit_caches):
     at = open_view("inside", layer=0)
-    heading = [m.value for m in at.markdown if m.value.startswith("####")]
-    assert heading and "Logit" in heading[0]
-    at.slider(key="glow_layer").set_value(4).run()
-    heading = [m.value for m in at.markdown if m.value.startswith("####")][0]
-    assert "Coupling" in heading and "4×14×14" in heading
-    assert any("log-scale log s" in c for c in captions(at))
-    assert at.query_params["layer"] in ("4", ["4"])
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    frames = fig["frames"]
+    assert len(frames) == 52 and fig["layout"]["sliders"][0]["active"] == 0
+    assert "Logit" in fig["layout"]["title"]["text"] and fig["layout"]["title"]["text"] == \
+        frames[0]["layout"]["title"]["text"]
+    assert "Coupling" in frames[4]["layout"]["title"]["text"] and "4×14×14" in frames[4]["layout"]["title"]["text"]
+    assert "log s ±" in frames[4]["layout"]["title"]["text"] and "log s ±" not in frames[3]["layout"]["title"]["text"]
+    assert len({f["data"][0]["source"] for f in frames}) > 40  # the pictures change from layer to layer
+    last = frames[-1]["layout"]["title"]["text"]
+    assert "mean +0.0" in last or "mean -0.0" in last  # the top latent is standardized
+    assert len(open_view("inside").get("plotly_chart")) == 1
+    assert json.loads(open_view("inside").get("plotly_chart")[0].proto.spec)["layout"]["sliders"][0]["active"] == 51
     at = open_view("inside", layer=999, digit=-3)
     assert len(at.warning) == 2
 

@@ -286,9 +286,9 @@ def _completion_grid(net: str, binary: np.ndarray) -> None:
                                               _tinted(binary[None] * given, given)]), cols=1, pad=3,
                               pad_rgb=(1, 1, 1)), scale=5)
     png = rgb_png(tile_rgb(_tinted(out, given), cols=4, pad=3, pad_rgb=(1, 1, 1)), scale=5)
-    small, big = st.columns([1, 4], gap="medium")
+    small, big = st.columns([1, 3], gap="medium")
     with small:
-        widgets.image(source, caption="The digit (binarized at 0.5) and the rows the model is given", width="stretch")
+        widgets.image(source, caption="The digit (at 0.5), and what the model is given", width="stretch")
     with big:
         widgets.image(png, caption=f"{count} completions. Blue tint: the given rows, identical in every one.",
                       width="stretch")

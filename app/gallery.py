@@ -106,7 +106,7 @@ _ALL = [
           "model's beliefs, completes half digits, and shows the blind spot that the gated PixelCNN removes.",
           "test_nll", _pixelcnn_label),
     Entry("wavenet-fsdd", "WaveNet on spoken digits", "WaveNet", "app_pages/wavenet.py",
-          "Its belief p(q_t | q_<t) over 50 ms of a spoken 'seven' (test split): dark = probable, red = what came",
+          "Its belief p(q_t | q_<t) over 25 ms of a spoken 'seven' (test split): dark = probable, red = what came",
           "Raw audio, 8,000 mu-law levels a second, each predicted by a softmax from a quarter of a second of "
           "past samples through dilated causal convolutions, conditioned on the digit. Its page plays mu-law "
           "clips, draws the stack, and generates speech-like babble with a naive and a fast sampler.",

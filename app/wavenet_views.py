@@ -459,23 +459,30 @@ def _wave_and_spectrogram(wave: np.ndarray) -> go.Figure:
 GALLERY_CLIP = (7, "jackson", 0)
 
 
+GALLERY_SAMPLES, GALLERY_SCALE = 200, 4  # 25 ms, each sample 4 pixels wide
+
+
 @st.cache_data(show_spinner="Predicting a test clip…", max_entries=4)
 def gallery_png(name: str, fingerprint: str) -> bytes:
-    """The bundled WaveNet's belief p(q_t | q_<t) over 50 ms of a spoken 'seven' (test split), dark = probable,
-    the true levels in red: an RGB PNG for the Home gallery."""
+    """The bundled WaveNet's belief p(q_t | q_<t) over 25 ms of a spoken 'seven' (test split), dark = probable,
+    the true levels as a red line: an RGB PNG for the Home gallery."""
     clip = _test_clips()[GALLERY_CLIP]
     q = fsdd.mu_law_encode(fsdd.peak_normalize(clip.audio))
     with torch.inference_mode():
         probs = analysis.clip_predictions(bundled_model(name), q, clip.digit, baselines=False)["probs"]
-    a = int(np.argmax(np.abs(clip.audio))) - WINDOW // 2
-    a = max(0, min(a, len(q) - WINDOW))
-    p = probs[a:a + WINDOW].T[::-1]  # (256, W), high levels on top
+    n = GALLERY_SAMPLES
+    a = max(0, min(int(np.argmax(np.abs(clip.audio))) - n // 2, len(q) - n))
+    p = probs[a:a + n].T[::-1]  # (256, n), high levels on top
     shade = 1 - np.clip((np.log10(np.maximum(p, 1e-6)) + 6) / 6, 0, 1)  # 1 = white (improbable)
-    rgb = np.repeat(shade[..., None], 3, axis=2)
-    rows = 255 - q[a:a + WINDOW].numpy()
-    for dy in (-1, 0, 1):
-        rgb[np.clip(rows + dy, 0, 255), np.arange(len(rows))] = (0.77, 0.19, 0.19)
-    image = Image.fromarray((rgb * 255).astype(np.uint8)).resize((WINDOW * 2, 256 * 2), Image.NEAREST)
+    rgb = np.repeat(np.repeat(shade[..., None], 3, axis=2), GALLERY_SCALE, axis=1)  # (256, n * scale, 3)
+    rows = 255 - q[a:a + n].numpy()
+    for t in range(n):  # the true level held over its sample, joined to the next one by a vertical stroke
+        x = slice(t * GALLERY_SCALE, (t + 1) * GALLERY_SCALE)
+        rgb[max(rows[t] - 1, 0):rows[t] + 2, x] = (0.86, 0.15, 0.15)
+        if t + 1 < n:
+            low, high = sorted((rows[t], rows[t + 1]))
+            rgb[low:high + 1, (t + 1) * GALLERY_SCALE - 1:(t + 1) * GALLERY_SCALE + 1] = (0.86, 0.15, 0.15)
+    image = Image.fromarray((rgb * 255).astype(np.uint8)).resize((n * GALLERY_SCALE, 256 * 2), Image.NEAREST)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

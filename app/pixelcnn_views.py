@@ -10,6 +10,7 @@ import math
 import random
 
 import numpy as np
+import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -24,6 +25,9 @@ NETS = {"pixelcnn": ("pixelcnn-mnist", "PixelCNN"), "gated": ("gated-pixelcnn-mn
 SIDE = 28
 GRID = 16  # the 4x4 grid of samples
 STRIDES = [4, 7, 14, 28]  # pixels between frames
+# Inferno, whose first stop "#000004" Streamlit's plotly theme would take for one of its placeholder colours and
+# replace (it showed p = 0 as pink): the same colour written as rgb().
+BELIEF_COLOURS = [[i / 9, c] for i, c in enumerate(["rgb(0,0,4)", *px.colors.sequential.Inferno[1:]])]
 SPACING = 0.09  # between the watch figure's panels; its colour bar sits just right of the middle panel
 COLORBAR_X = 0.36 * (1 - 2 * SPACING) + SPACING + 0.36 * (1 - 2 * SPACING) + 0.005
 PAPER_NATS = 81.30  # PixelCNN, van den Oord et al. 2016, Table 4 (fixed binarization)
@@ -233,7 +237,7 @@ def _frame_traces(frames: dict, t: int, focus: int) -> tuple[list, str]:
     colours = ["#a0aec0" if done or frames["samples"][k, i] == 0 else "#dd6b20" for k in range(GRID)]
     traces = [
         go.Image(source=frames["uris"][t], hoverinfo="skip"),
-        go.Heatmap(z=np.round(frames["beliefs"][t], 3), zmin=0, zmax=1, colorscale="Inferno", autocolorscale=False,
+        go.Heatmap(z=np.round(frames["beliefs"][t], 3), zmin=0, zmax=1, colorscale=BELIEF_COLOURS,
                    colorbar=dict(title="p", x=COLORBAR_X, xanchor="left", len=0.8, thickness=14),
                    hovertemplate="row %{y}, column %{x}: p(on) = %{z:.2f}<extra></extra>"),
         go.Scatter(x=[] if done else [c], y=[] if done else [r], mode="markers", hoverinfo="skip",

@@ -305,10 +305,10 @@ def _surprisal_overview(pred: dict, name: str, window: tuple[float, float]) -> N
     fig = go.Figure(go.Scatter(x=t, y=means, mode="lines", line=dict(color=BLUE, width=2), name="WaveNet",
                                hovertemplate="%{x} ms: %{y:.2f} bits/sample<extra></extra>"))
     fig.add_hline(y=pred["baselines"]["bigram"], line=dict(color=ORANGE, dash="dash"),
-                  annotation_text="previous-sample baseline on this clip", annotation_position="bottom right")
+                  annotation_text="previous-sample baseline on this clip", annotation_position="top right")
     fig.add_vrect(x0=window[0], x1=window[1], fillcolor=ORANGE, opacity=0.15, line_width=0)
     fig.update_xaxes(title_text="time (ms)")
-    fig.update_yaxes(title_text="bits per sample", rangemode="tozero")
+    fig.update_yaxes(title_text="bits per sample", range=[0, 8.5])
     st.markdown(f"**Over the whole clip**: −log₂ p(q_t | q_<t) averaged over 10 ms blocks ({name}); the shaded "
                 "band is the window above.")
     st.plotly_chart(_layout(fig, 280, showlegend=False), key="wn_surprisal")

@@ -55,11 +55,9 @@ def test_the_browser_plays_and_scrubs_the_frames_without_the_server(page: Page, 
 def test_clicking_the_map_picks_the_pixel(page: Page, app_url: str):
     open_page(page, f"{app_url}/pixelcnn?view=field&r=14&c=14")
     chart = page.locator("[data-testid='stPlotlyChart']").first
-    box = chart.locator(".nsewdrag").first.bounding_box()
-    # the plot spans columns/rows -0.7 .. 27.7: aim at the centre of cell (row 5, column 20)
-    x = box["x"] + (20 + 0.7) / 28.4 * box["width"]
-    y = box["y"] + (5 + 0.7) / 28.4 * box["height"]
-    page.mouse.click(x, y)
+    cell = chart.locator(".scatterlayer .point").nth(5 * 28 + 20)  # one marker per pixel, in raster order
+    cell.wait_for(timeout=60_000)
+    cell.click(force=True)
     wait_idle(page, timeout=LOADED)
     expect(page.get_by_label("Row")).to_have_value("5", timeout=20_000)
     expect(page.get_by_label("Column")).to_have_value("20")

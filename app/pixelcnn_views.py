@@ -195,25 +195,23 @@ def watch_figure(frames: dict, focus: int) -> go.Figure:
     last = len(steps) - 1
     for trace, (row, col) in zip(steps[last][0], [(1, 1), (1, 2), (1, 2), (1, 3)]):
         fig.add_trace(trace, row=row, col=col)
-    fig.frames = [go.Frame(data=traces, traces=[0, 1, 2, 3], name=str(t),
-                           layout={"annotations": _titles(fig, note)}) for t, (traces, note) in enumerate(steps)]
-    fig.layout.annotations = _titles(fig, steps[last][1])
+    fig.frames = [go.Frame(data=traces, traces=[0, 1, 2, 3], name=str(t)) for t, (traces, _) in enumerate(steps)]
     play = {"frame": {"duration": 90, "redraw": True}, "transition": {"duration": 0}, "fromcurrent": False,
             "mode": "immediate"}
     fig.update_layout(
-        height=560, margin=dict(l=10, r=10, t=90, b=10), font=plots.FONT, showlegend=False,
+        height=540, margin=dict(l=10, r=10, t=50, b=10), font=plots.FONT, showlegend=False,
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.06, "xanchor": "left",
                       "yanchor": "top", "pad": {"t": 8, "r": 8},
                       "buttons": [{"label": "▶ Play", "method": "animate", "args": [None, play]},
                                   {"label": "❚❚ Pause", "method": "animate",
                                    "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]}]}],
         sliders=[{"active": last, "x": 0.2, "len": 0.8, "y": -0.02, "yanchor": "top", "pad": {"t": 10},
-                  "currentvalue": {"prefix": "next pixel: ", "font": {"size": 18, "color": "#2d3748"}},
+                  "currentvalue": {"prefix": "", "font": {"size": 18, "color": "#2d3748"}},
                   "font": {"color": "rgba(0,0,0,0)", "size": 2}, "ticklen": 0, "minorticklen": 0,
-                  "steps": [{"label": _pixel_label(int(i)), "method": "animate",
+                  "steps": [{"label": note, "method": "animate",
                              "args": [[str(t)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
                                                  "transition": {"duration": 0}}]}
-                            for t, i in enumerate(frames["pixel"])]}])
+                            for t, (_, note) in enumerate(steps)]}])
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
@@ -222,10 +220,6 @@ def watch_figure(frames: dict, focus: int) -> go.Figure:
     fig.update_xaxes(showticklabels=True, tickmode="array", tickvals=list(range(1, GRID + 1, 3)), row=1, col=3)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
     return fig
-
-
-def _pixel_label(i: int) -> str:
-    return "done (784 of 784)" if i >= SIDE * SIDE else f"{i} (row {i // SIDE}, column {i % SIDE})"
 
 
 def _frame_traces(frames: dict, t: int, focus: int) -> tuple[list, str]:
@@ -246,17 +240,10 @@ def _frame_traces(frames: dict, t: int, focus: int) -> tuple[list, str]:
                [f"{v:.2f}" for v in bars_y], textposition="outside", textfont=dict(size=11),
                hovertemplate="sample %{x}: p(on) = %{y:.2f}<extra></extra>"),
     ]
-    note = ("All 784 pixels drawn." if done else
-            f"Pixel {i} (row {r}, column {c}): sample {focus + 1} draws it with p(on) = {p[focus]:.2f} → "
+    note = ("all 784 pixels drawn" if done else
+            f"next: pixel {i} (row {r}, column {c}); sample {focus + 1} draws it with p(on) = {p[focus]:.2f} → "
             f"{'on' if frames['samples'][focus, i] else 'off'}")
     return traces, note
-
-
-def _titles(fig: go.Figure, note: str) -> list[dict]:
-    """The three panel titles and a line under the figure saying what happens at this frame."""
-    titles = [dict(a.to_plotly_json()) for a in fig.layout.annotations[:3]]
-    return titles + [dict(text=note, x=0.5, y=1.13, xref="paper", yref="paper", showarrow=False,
-                          font=dict(size=19, color="#2d3748"))]
 
 
 # --- 2. completion ---------------------------------------------------------------------------------------

@@ -42,10 +42,10 @@ def test_the_browser_plays_and_scrubs_the_frames_without_the_server(page: Page, 
     open_page(page, f"{app_url}/pixelcnn?view=generate&every=28")
     chart = page.locator("[data-testid='stPlotlyChart']").first
     chart.locator(".main-svg").first.wait_for(timeout=60_000)
-    expect(chart.get_by_text("next pixel: done (784 of 784)")).to_be_visible(timeout=60_000)
+    expect(chart.get_by_text("all 784 pixels drawn")).to_be_visible(timeout=60_000)
     chart.get_by_text("▶ Play").click()
-    expect(chart.get_by_text("next pixel: done (784 of 784)")).to_have_count(0, timeout=10_000)  # it plays
-    expect(chart.get_by_text("next pixel: done (784 of 784)")).to_be_visible(timeout=120_000)
+    expect(chart.get_by_text("all 784 pixels drawn")).to_have_count(0, timeout=10_000)  # it plays
+    expect(chart.get_by_text("all 784 pixels drawn")).to_be_visible(timeout=120_000)
     # the animation ran in the browser: the script is idle, and no rerun was requested
     expect(page.locator(f"{APP}[data-test-script-state='notRunning']")).to_have_count(1)
     screenshot(page, ARTIFACTS / "pixelcnn-generate-played.png")

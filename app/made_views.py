@@ -212,7 +212,8 @@ def _mask_controls() -> tuple[str, int, int]:
     if "made_mask_seed" not in st.session_state:
         st.session_state["made_mask_seed"] = widgets.url_int("mseed", 0, 9_999, 0)
     mask_seed = int(c3.number_input("Connectivity seed", 0, 9_999, key="made_mask_seed"))
-    c4.button("Resample connectivity", key="made_resample", icon=":material/casino:", on_click=lambda: st.session_state
+    c4.button("Resample", key="made_resample", icon=":material/casino:", help="Draw new hidden degrees "
+              "(connectivity seed + 1)", on_click=lambda: st.session_state
               .update(made_mask_seed=(st.session_state["made_mask_seed"] + 1) % 10_000))
     widgets.share(ordering=ordering, oseed=order_seed, mseed=mask_seed)
     return ordering, order_seed, mask_seed
@@ -493,11 +494,11 @@ def _frames_figure(f: dict) -> go.Figure:
         mx, my = marker(t)
         box = dict(symbol="square-open", size=16 if n == 1 else 11, color="#e53e3e", line=dict(width=3))
         return [go.Heatmap(z=canvases[t], zmin=0, zmax=1, colorscale="gray", showscale=False, hoverinfo="skip"),
-                go.Scatter(x=mx, y=my, mode="markers", marker=box, hoverinfo="skip", showlegend=False),
+                go.Scatter(x=mx, y=my, mode="markers", marker=box, hoverinfo="skip", showlegend=False, cliponaxis=False),
                 go.Heatmap(z=beliefs[t], zmin=0, zmax=1, colorscale=PROB_SCALE, colorbar=dict(len=0.8, thickness=14),
                            hovertemplate="row %{y}, col %{x}: p = %{z:.3f}<extra></extra>", xaxis="x2", yaxis="y2"),
                 go.Scatter(x=mx, y=my, mode="markers", marker=box, hoverinfo="skip", showlegend=False,
-                           xaxis="x2", yaxis="y2")]
+                           cliponaxis=False, xaxis="x2", yaxis="y2")]
 
     fig = make_subplots(1, 2, horizontal_spacing=0.05,
                         subplot_titles=["the image so far", "p(xⱼ = 1 | pixels drawn so far)"])

@@ -3,6 +3,7 @@ by pixel (frames played by the browser), training a MADE live, and the exact tes
 engine.models.made / nade and engine.made_analysis; this file only arranges and draws it."""
 from __future__ import annotations
 
+import io
 import math
 import uuid
 from dataclasses import dataclass
@@ -11,9 +12,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from PIL import Image
 from plotly.subplots import make_subplots
 
-from app import digit_input, jobs, plots, widgets
+from app import digit_input, jobs, plots, raster, widgets
 from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, mnist_test
 from engine import api
 
@@ -478,6 +480,20 @@ def _tile(images: np.ndarray) -> np.ndarray:
     return plots.grid(images, cols=len(images), pad=2, pad_value=np.nan)[2:-2, 2:-2]
 
 
+GREYS = np.array([[round(255 * v)] * 3 for v in np.linspace(0, 1, 256)], dtype=np.uint8)  # black .. white
+
+
+def _picture(values: np.ndarray, table: np.ndarray) -> str:
+    """(H, W) values in [0, 1] (NaN: not a pixel, drawn grey) as a PNG data URI through a colour `table`
+    (256, 3); frames of an animation as pictures, which the browser swaps reliably (heatmap frames did not redraw)."""
+    index = np.clip(np.nan_to_num(values) * 255, 0, 255).round().astype(int)
+    rgb = table[index]
+    rgb[np.isnan(values)] = (160, 174, 192)
+    out = io.BytesIO()
+    Image.fromarray(rgb.astype(np.uint8), mode="RGB").save(out, format="PNG")
+    return plots.data_uri(out.getvalue())
+
+
 def _frames_figure(f: dict) -> go.Figure:
     n = f["images"].shape[1]
     canvases = [_tile(np.where(np.isnan(im), 0.5, im)) for im in f["images"]]  # not drawn yet: grey
@@ -493,10 +509,10 @@ def _frames_figure(f: dict) -> go.Figure:
     def traces(t: int) -> list:
         mx, my = marker(t)
         box = dict(symbol="square-open", size=16 if n == 1 else 11, color="#e53e3e", line=dict(width=3))
-        return [go.Heatmap(z=canvases[t], zmin=0, zmax=1, colorscale="gray", showscale=False, hoverinfo="skip"),
+        return [go.Image(source=_picture(canvases[t], GREYS), hoverinfo="skip"),
                 go.Scatter(x=mx, y=my, mode="markers", marker=box, hoverinfo="skip", showlegend=False, cliponaxis=False),
-                go.Heatmap(z=beliefs[t], zmin=0, zmax=1, colorscale=PROB_SCALE, colorbar=dict(len=0.8, thickness=14),
-                           hovertemplate="row %{y}, col %{x}: p = %{z:.3f}<extra></extra>", xaxis="x2", yaxis="y2"),
+                go.Image(source=_picture(beliefs[t], raster.colour_table(PROB_SCALE)), hoverinfo="skip",
+                         xaxis="x2", yaxis="y2"),
                 go.Scatter(x=mx, y=my, mode="markers", marker=box, hoverinfo="skip", showlegend=False,
                            cliponaxis=False, xaxis="x2", yaxis="y2")]
 
@@ -504,10 +520,13 @@ def _frames_figure(f: dict) -> go.Figure:
                         subplot_titles=["the image so far", "p(xⱼ = 1 | pixels drawn so far)"])
     for i, trace in enumerate(traces(0)):
         fig.add_trace(trace, 1, 1 if i < 2 else 2)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,  # colour bar
+                             marker=dict(color=[0], colorscale=PROB_SCALE, cmin=0, cmax=1, showscale=True,
+                                         colorbar=dict(len=0.8, thickness=14))), 1, 2)
     labels = [str(int(s)) for s in f["step"]]
     fig.frames = [go.Frame(data=traces(t), name=labels[t], traces=[0, 1, 2, 3]) for t in range(len(labels))]
     play = dict(label="▶ Play", method="animate",
-                args=[None, dict(frame=dict(duration=90, redraw=True), transition=dict(duration=0), fromcurrent=True)])
+                args=[None, dict(frame=dict(duration=150, redraw=True), transition=dict(duration=0), fromcurrent=True)])
     pause = dict(label="❚❚ Pause", method="animate",
                  args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])
     fig.update_layout(

@@ -1,5 +1,6 @@
 """Control-to-picture latency in the real browser: the RBM page, the VAE page's latent sliders, the GAN
-page's interpolation slider, the planar flows' layer slider and the Glow page's temperature and layer sliders.
+page's interpolation slider, and the sliders that play in the browser (the planar flows' layer slider and the
+Glow page's temperature and layer sliders: plotly figures with every frame inside, clicked at their steps).
 
 Starts `streamlit run` on a free loopback port and, in headless Chromium, 30 times moves a slider with
 the keyboard for each case in CASES, timing from the key press to the moment the picture changes (a new image
@@ -33,7 +34,12 @@ CASES = [
      "flows?view=layers&target=u3&K=32&k=16", "plotly", "title"),
     ("Glow page, temperature slider (in the browser) -> new sample grid", "glow?view=samples", "plotly",
      "plotly-image"),
-    ("Glow page, layer slider -> new layer state", "glow?view=inside&layer=20", "Layer", "first"),
+    ("Glow page, layer slider (in the browser) -> new layer state", "glow?view=inside&layer=20", "plotly",
+     "plotly-image"),
+    ("NADE and MADE page, sampling scrubbed (in the browser) -> new frame", "made?view=sampling", "plotly",
+     "plotly-image"),
+    ("PixelCNN page, generation scrubbed (in the browser) -> new frame", "pixelcnn?view=generate", "plotly",
+     "plotly-image"),
 ]
 
 SIGNATURES = {  # JavaScript for what changes when the result is drawn
@@ -76,7 +82,9 @@ def measure_plotly_slider(page, signature: str) -> list[float]:
     round trip) to a changed result, for CHANGES changes after 3 warm-ups."""
     page.wait_for_selector("[data-testid='stPlotlyChart'] .slider-rail-touch-rect", timeout=120_000)
     steps = plotly_slider_steps(page)
-    times, current = [], len(steps) // 2
+    page.mouse.click(*steps[0])  # from the first step, every later click moves the slider (4 right, 4 left, ...)
+    page.wait_for_timeout(1000)
+    times, current = [], 0
     for i in range(CHANGES + 3):
         current += 1 if (i // 4) % 2 == 0 else -1
         before = page.evaluate(signature)

@@ -223,7 +223,7 @@ def _layer_animation(fingerprint: str, index: int, start: int) -> go.Figure:
     """Every layer's state for one test digit as one browser-played figure: the maps as one picture (left) and
     the pooled histogram against N(0, 1) (right), shown at layer `start` first."""
     frames = [_layer_frame(state) for state in _layer_figures(fingerprint, index)]
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.1)
     for trace, col in zip(frames[start][0], (1, 2, 2)):
         fig.add_trace(trace, 1, col)
     fig.frames = [go.Frame(data=traces, name=str(k), layout=go.Layout(title_text=title))

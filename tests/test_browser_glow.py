@@ -16,7 +16,7 @@ def test_glow_views(page: Page, app_url: str, view: str):
     open_page(page, f"{app_url}/glow?view={view}")
     assert_no_exception(page)
     expect(page.get_by_role("heading", name="Glow on MNIST")).to_be_visible()
-    shown = "stPlotlyChart" if view == "bits" else "stImage"
+    shown = "stPlotlyChart" if view in ("bits", "inside") else "stImage"
     expect(page.locator(f"[data-testid='{shown}']").first).to_be_visible(timeout=30_000)
     screenshot(page, ARTIFACTS / f"glow-{view}.png")
 

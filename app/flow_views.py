@@ -185,7 +185,7 @@ def _layer_state(frames: dict, k: int, geometry: list[dict]) -> tuple[dict, dict
 @st.cache_data(max_entries=32, show_spinner=False)
 def _layer_animation(name: str, fingerprint: str, start: int) -> go.Figure:
     """All K + 1 states in one figure, shown at k = `start`; a slider and Play step through them in the browser.
-    Each state is a server-drawn picture (about 60 kB), so a step swaps an image instead of redrawing markers."""
+    Each state is a server-drawn picture (about 40 kB), so a step swaps an image instead of redrawing markers."""
     frames, geometry = _trace(name, fingerprint), bundled_model(name).layers_geometry()
     K = len(frames["points"]) - 1
     states = [_layer_state(frames, k, geometry) for k in range(K + 1)]

@@ -49,3 +49,14 @@ def wait_for_job(at: AppTest, seconds: float = 90) -> None:
             return
         time.sleep(1)
     raise AssertionError("the background job did not finish")
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """The page's st.metric values by label."""
+    return {m.label: m.value for m in at.metric}
+
+
+def param(at: AppTest, key: str) -> str:
+    """One URL query parameter's value (AppTest may hold it as a one-item list)."""
+    value = at.query_params[key]
+    return value[0] if isinstance(value, list) else value

@@ -25,13 +25,8 @@ def open_view(view: str, **params) -> AppTest:
     return apptest.open_view(PAGE, view, **params)
 
 
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def param(at: AppTest, key: str) -> str:
-    value = at.query_params[key]
-    return value[0] if isinstance(value, list) else value
+metrics = apptest.metrics
+param = apptest.param
 
 
 @needs_data

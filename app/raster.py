@@ -3,13 +3,14 @@ swaps one image is cheap to draw, where one that redraws thousands of WebGL mark
 headless Chromium). The image is placed on real plotly axes (see `layout_image`), so ticks and zoom still work."""
 from __future__ import annotations
 
-import base64
 import functools
 import io
 
 import numpy as np
 import plotly.colors
 from PIL import Image, ImageDraw
+
+from app import plots
 
 
 @functools.lru_cache(maxsize=8)
@@ -48,6 +49,6 @@ def scatter_png(box: float, size: int, *, points: np.ndarray, values01: np.ndarr
 def layout_image(png: bytes, box: float) -> dict:
     """The PNG of `scatter_png` as a plotly layout image covering [-box, box]^2 on the x and y axes, under the
     traces (a layout image, unlike an image trace, keeps the y axis pointing up)."""
-    uri = "data:image/png;base64," + base64.b64encode(png).decode()
-    return dict(source=uri, xref="x", yref="y", x=-box, y=box, sizex=2 * box, sizey=2 * box, sizing="stretch",
+    return dict(source=plots.data_uri(png), xref="x", yref="y", x=-box, y=box, sizex=2 * box, sizey=2 * box,
+                sizing="stretch",
                 xanchor="left", yanchor="top", layer="below")

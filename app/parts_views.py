@@ -135,6 +135,7 @@ def parts(source: Source) -> None:
     hist = np.histogram(m["locality"], bins=np.linspace(0.1, 1.0, 19))
     fig = plots.bars([f"{a:.2f}" for a in hist[1][:-1]], hist[0], title="Locality of each part (count of units)",
                      height=260, range_=(0, max(hist[0]) * 1.25 + 1))
+    fig.update_traces(text=[str(c) if c else "" for c in hist[0]])
     fig.update_xaxes(title="share of the filter's mass in its top 10% of pixels (bin start)")
     st.plotly_chart(fig, key="parts_hist")
 
@@ -257,7 +258,7 @@ def train(source: Source | None) -> None:
     st.markdown("Three choices make parts: **linear (Gaussian) visible units** on standardized intensities, "
                 "**non-negative weights** and a **sparsity target**. Switch one off and train again: binary "
                 "visible units or signed weights give whole-face templates, and an L1 penalty on the weights "
-                "(instead of the sparsity target) leaves many units dead. A run of 80 epochs takes about 10 s.")
+                "(instead of the sparsity target) leaves many units dead. Training runs in the background; 80 epochs take about 10 s on a free core.")
     config, settings, seed = settings_from_controls()
     running = jobs.get("parts-train")
     if st.button("Train", type="primary", icon=":material/play_arrow:", key="parts_train_go"):
@@ -292,7 +293,7 @@ def _draw_training(job: jobs.Job) -> None:
         st.caption("Measured once per epoch on the 40 validation faces (persons 28-31).")
     with c2:
         if preview is not None:
-            widgets.image(plots.grid_png(preview, cols=8, scale=2), caption="The first 64 parts, evolving")
+            widgets.image(tiles_png(preview, cols=8, scale=2), caption="The first 64 parts, evolving")
 
 
 def _show_result(job: jobs.Job) -> None:

@@ -11,8 +11,8 @@ widgets.header(
     "jaw lines) while the second layer's units become **groups of parts**: whole faces. Three choices make "
     "it happen: linear Gaussian visible units on standardized intensities, non-negative weights, and a "
     "target for each hidden unit's mean activation (sparsity; Lee, Ekanadham & Ng 2008).",
-    r"E(\mathbf v,\mathbf h)=\tfrac12\|\mathbf v-\mathbf b\|^2-\mathbf v^\top W\mathbf h-\mathbf a^\top\mathbf h"
-    r"\qquad p(h_j{=}1\mid\mathbf v)=\sigma\big(a_j+\mathbf v^\top W_{:j}\big)\qquad "
+    r"E(\mathbf v,\mathbf h)=\tfrac12\|\mathbf v-\mathbf b\|^2-\mathbf v^\top W\mathbf h-\mathbf a^\top\mathbf h",
+    r"p(h_j{=}1\mid\mathbf v)=\sigma\big(a_j+\mathbf v^\top W_{:j}\big)\qquad "
     r"p(\mathbf v\mid\mathbf h)=\mathcal N(\mathbf b+W\mathbf h,\,I)",
     r"W\leftarrow\max\big(0,\;W+\epsilon\,(\mathbf E_{data}[\mathbf v\mathbf h^\top]-\mathbf E_{recon}"
     r"[\mathbf v\mathbf h^\top])\big)\qquad a_j\leftarrow a_j+\epsilon\,\lambda\,(q-\bar p_j)",

@@ -22,7 +22,9 @@ pages = {
         st.Page("app_pages/wavenet.py", title="WaveNet on speech", icon=":material/graphic_eq:", url_path="wavenet"),
     ],
     "Undirected models": [st.Page("app_pages/rbm.py", title="Restricted Boltzmann machines", icon=":material/grid_on:",
-                                  url_path="rbm")],
+                                  url_path="rbm"),
+                          st.Page("app_pages/parts.py", title="Part-based features", icon=":material/face:",
+                                  url_path="parts")],
     "Directed models": [
         st.Page("app_pages/vae.py", title="Variational autoencoders", icon=":material/scatter_plot:", url_path="vae"),
         st.Page("app_pages/iwae.py", title="Importance-weighted AEs", icon=":material/stacked_line_chart:",

@@ -53,24 +53,27 @@ def _log_p_star(v, beta, W, b, a, b_base) -> torch.Tensor:
 
 def iter_ais(W: torch.Tensor, b: torch.Tensor, a: torch.Tensor, b_base: torch.Tensor, *, n_runs: int = 100,
              n_betas: int = 14500, generator: torch.Generator | None = None,
-             report_every: int = 200) -> Iterator[dict]:
+             report_every: int = 200, dtype: torch.dtype = torch.float64) -> Iterator[dict]:
     """Annealed importance sampling of log Z for the RBM (W (D, F), b (D,), a (F,)).
 
     Yields progress dicts {"progress": fraction, "log_z": running estimate}; the last one also holds
-    "result": an AISResult. Runs in float64 for the weights' accumulation; chains are binary."""
-    W, b, a, b_base = (t.detach().double() for t in (W, b, a, b_base))
+    "result": an AISResult. Runs in float64 by default; `dtype=torch.float32` does the matrix products in
+    float32 (about twice as fast on a CPU, for big models) and keeps the weights' terms in float64; chains
+    are binary."""
+    W, b, a, b_base = (t.detach().to(dtype) for t in (W, b, a, b_base))
     n_hidden = W.shape[1]
     betas = ais_betas(n_betas).tolist()
     log_z_base = F.softplus(b_base).sum().item() + n_hidden * math.log(2)
-    v = (torch.rand(n_runs, len(b), generator=generator, dtype=torch.float64) < torch.sigmoid(b_base)).double()
+    v = (torch.rand(n_runs, len(b), generator=generator, dtype=torch.float64) < torch.sigmoid(b_base)).to(dtype)
     log_w = torch.zeros(n_runs, dtype=torch.float64)
     for k in range(1, len(betas)):
         beta_prev, beta = betas[k - 1], betas[k]
         pre = v @ W + a  # (R, F), shared by the weight update and the transition
-        log_w += (beta - beta_prev) * (v @ (b - b_base)) + (F.softplus(beta * pre) - F.softplus(beta_prev * pre)).sum(-1)
-        h = (torch.rand(pre.shape, generator=generator, dtype=torch.float64) < torch.sigmoid(beta * pre)).double()
+        pre64 = pre.double()  # the elementwise terms in float64 whatever the matmul's dtype
+        log_w += (beta - beta_prev) * (v @ (b - b_base)).double() + (F.softplus(beta * pre64) - F.softplus(beta_prev * pre64)).sum(-1)
+        h = (torch.rand(pre.shape, generator=generator, dtype=torch.float64) < torch.sigmoid(beta * pre)).to(dtype)
         p_v = torch.sigmoid((1 - beta) * b_base + beta * (h @ W.t() + b))
-        v = (torch.rand(p_v.shape, generator=generator, dtype=torch.float64) < p_v).double()
+        v = (torch.rand(p_v.shape, generator=generator, dtype=torch.float64) < p_v).to(dtype)
         if k % report_every == 0 or k == len(betas) - 1:
             yield {"progress": k / (len(betas) - 1), "log_z": log_z_base + _log_mean_exp(log_w)}
     yield {"progress": 1.0, "log_z": log_z_base + _log_mean_exp(log_w),

@@ -265,3 +265,47 @@ def describe(split: str = "test") -> str:
     n = len(SPEAKERS) * 10 * (len(TEST_TAKES) if split == "test" else 50 - len(TEST_TAKES))
     return (f"Free Spoken Digit Dataset {split} split (the dataset's own: {takes} of each speaker and digit, "
             f"{n} clips), 8 kHz, mu-law 256 levels")
+
+
+# --- log-mel features (the digit classifier's input and the vocoder's local condition) ------------------------
+N_FFT, HOP, N_MELS = 256, 64, 40  # 32 ms windows every 8 ms, 40 mel bands from 0 to 4 kHz
+LOG_FLOOR = 1e-5  # log-mel of silence: ln(1e-5) = -11.5
+
+
+def _hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(m):
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, rate: int = RATE) -> torch.Tensor:
+    """Triangular filters (n_mels, n_fft // 2 + 1) on the HTK mel scale, m = 2595 log10(1 + f / 700), spaced evenly
+    in mel from 0 Hz to rate / 2, each peaking at 1 (not area-normalized)."""
+    freqs = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(0, _hz_to_mel(rate / 2), n_mels + 2))
+    low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising, falling = (freqs - low) / (centre - low), (high - freqs) / (high - centre)
+    return torch.from_numpy(np.maximum(0, np.minimum(rising, falling))).float()
+
+
+def log_mel(audio: torch.Tensor | np.ndarray, *, n_mels: int = N_MELS, n_fft: int = N_FFT, hop: int = HOP) -> torch.Tensor:
+    """Waveforms (T,) or (B, T) in [-1, 1] -> natural-log mel power spectrogram (n_mels, F) or (B, n_mels, F),
+    F = 1 + T // hop frames; frame f is centred on sample f * hop (the signal is zero-padded by n_fft // 2 at both
+    ends), Hann window, power |X|^2 / n_fft, floored at LOG_FLOOR before the log. Differentiable (torch.stft)."""
+    x = torch.as_tensor(audio, dtype=torch.float32)
+    single = x.dim() == 1
+    x = x[None] if single else x
+    spec = torch.stft(x, n_fft, hop_length=hop, window=torch.hann_window(n_fft, device=x.device), center=True,
+                      pad_mode="constant", return_complex=True)  # (B, n_fft/2 + 1, F)
+    power = spec.abs() ** 2 / n_fft
+    mel = torch.log(torch.clamp(mel_filterbank(n_mels, n_fft).to(x.device) @ power, min=LOG_FLOOR))
+    return mel[0] if single else mel
+
+
+def frame_of_sample(length: int, frames: int, hop: int = HOP) -> torch.Tensor:
+    """For every sample t < length, the index of the frame centred nearest to it: round(t / hop), at most frames - 1
+    (the nearest-neighbour upsampling of frames to the sample rate)."""
+    return torch.clamp((torch.arange(length) + hop // 2) // hop, max=frames - 1)

@@ -19,14 +19,18 @@ from torch import nn
 class GatedResidualBlock(nn.Module):
     """x (B, R, T) -> (x + residual (B, R, T), skip (B, S, T)); the output at t reads the inputs at
     t, t - d, ..., t - (k - 1) d (k = kernel_size, d = dilation), never a later one. The network's last block
-    has no residual convolution (`to_residual=False`: nothing reads its residual output) and returns x as is."""
+    has no residual convolution (`to_residual=False`: nothing reads its residual output) and returns x as is.
+    With `local` > 0 channels, a local condition y (B, local, T) at the sample rate (e.g. an upsampled
+    mel-spectrogram) enters both gate halves through a 1x1 convolution, V_f * y and V_g * y (the paper's section
+    2.5, local conditioning); the condition may come from anywhere in the clip: only the audio path is causal."""
 
     def __init__(self, *, residual: int, gate: int, skip: int, dilation: int, kernel_size: int, n_classes: int,
-                 to_residual: bool = True) -> None:
+                 to_residual: bool = True, local: int = 0) -> None:
         super().__init__()
         self.dilation, self.kernel_size = dilation, kernel_size
         self.dilated = nn.Conv1d(residual, 2 * gate, kernel_size, dilation=dilation)  # filter and gate halves
         self.condition = nn.Embedding(n_classes, 2 * gate) if n_classes else None  # V_f h and V_g h, h one-hot
+        self.local = nn.Conv1d(local, 2 * gate, 1) if local else None  # V_f * y and V_g * y, y the local condition
         self.residual_out = nn.Conv1d(gate, residual, 1) if to_residual else None
         self.skip_out = nn.Conv1d(gate, skip, 1)
 
@@ -39,9 +43,17 @@ class GatedResidualBlock(nn.Module):
         """The global condition's contribution to both gate halves: labels (B,) -> (B, 2G), or None."""
         return None if self.condition is None or labels is None else self.condition(labels)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, R, T), condition (B, 2G) from `bias_of` -> (B, R, T), (B, S, T). Causal by left zero-padding."""
+    def local_of(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """The local condition's contribution to both gate halves: y (B, C, T) -> (B, 2G, T), or None."""
+        return None if self.local is None or y is None else self.local(y)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None,
+                local: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, R, T), condition (B, 2G) from `bias_of`, local (B, 2G, T) from `local_of` -> (B, R, T), (B, S, T).
+        Causal in x by left zero-padding; the local term at t is added as is."""
         z = self.dilated(F.pad(x, (self.history, 0)))  # (B, 2G, T)
+        if local is not None:
+            z = z + local
         return self._gated(x, z, condition)
 
     def _gated(self, x: torch.Tensor, z: torch.Tensor, condition: torch.Tensor | None):
@@ -63,16 +75,19 @@ class GatedResidualBlock(nn.Module):
             bias=bias if condition is None else bias + condition,  # (n, 2G)
             residual=None if res is None else res.weight[:, :, 0].T, residual_bias=None if res is None else res.bias)
 
-    def step(self, x_t: torch.Tensor, queue: torch.Tensor, t: int, weights: "StepWeights") -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, x_t: torch.Tensor, queue: torch.Tensor, t: int, weights: "StepWeights",
+             local_t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer at one time t: x_t (B, R) -> (output (B, R), gate activation g (B, G)); the skip output is
         skip_out(g), which the caller applies to every layer's g at once. `queue` (history, B, R) is a ring
         buffer of this layer's past inputs (zeros before the signal, like the forward pass's padding): slot
         s % history holds the input at time s. It is read for t - (k - 1) d, ..., t - d, then slot t % history
-        gets x_t."""
+        gets x_t. local_t (B, 2G): the local term at t (`local_of(y)[:, :, t]`), or None."""
         h = self.history
         taps = [queue[(t - j * self.dilation) % h] for j in range(self.kernel_size - 1, 0, -1)]
         z = torch.addmm(weights.bias, torch.cat([*taps, x_t], dim=1), weights.taps)  # (B, 2G)
         queue[t % h] = x_t
+        if local_t is not None:
+            z = z + local_t
         filt, gate = z.chunk(2, dim=1)
         g = torch.tanh(filt) * torch.sigmoid(gate)  # (B, G)
         if weights.residual is None:

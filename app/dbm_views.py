@@ -157,7 +157,7 @@ def _mf_figure(frames: dict, log_z: float | None) -> go.Figure:
     titles = ["input v", "read-out σ(b + W1 μ1)", f"μ1 ({frames['mu1'].shape[1]} units)",
               f"μ2 ({frames['mu2'].shape[1]} units)", "variational bound (nats)" if log_z is not None
               else "bound + log Z (nats)"]
-    fig = make_subplots(rows=1, cols=5, column_widths=[0.14, 0.14, 0.18, 0.22, 0.32], horizontal_spacing=0.035,
+    fig = make_subplots(rows=1, cols=5, column_widths=[0.14, 0.14, 0.17, 0.23, 0.32], horizontal_spacing=0.045,
                         subplot_titles=titles)
 
     def pictures(t: int) -> list:
@@ -181,14 +181,14 @@ def _mf_figure(frames: dict, log_z: float | None) -> go.Figure:
                           font=dict(size=16), buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                                        dict(label="❚❚", method="animate", args=[[None], jump])])],
         sliders=[dict(active=0, x=0.16, len=0.84, y=-0.12, yanchor="top", pad=dict(t=0, b=0),
-                      currentvalue=dict(prefix="", font=dict(size=16)), font=dict(size=11),
-                      steps=[dict(label=f"sweep {t}: bound {bound[t]:.1f}", method="animate", args=[[str(t)], jump])
-                             for t in sweeps])])
+                      currentvalue=dict(prefix="sweep ", font=dict(size=16)), font=dict(size=11),
+                      steps=[dict(label=str(t), method="animate", args=[[str(t)], jump]) for t in sweeps])])
     for col in range(1, 5):
         fig.update_xaxes(visible=False, row=1, col=col).update_yaxes(visible=False, row=1, col=col)
     span = max(bound[-1] - bound[0], 1.0)
     fig.update_yaxes(range=[bound[0] - 0.08 * span, bound[-1] + 0.08 * span], row=1, col=5)
     fig.update_xaxes(title_text="sweep", row=1, col=5)
+    fig.update_yaxes(side="right", row=1, col=5)  # tick labels clear of the μ2 picture
     for annotation in fig.layout.annotations:
         annotation.font.size = 15
     return fig
@@ -215,20 +215,25 @@ def compare(source: Source) -> None:
                          key="dbm_occl", index=list(OCCLUSIONS).index(widgets.url_choice("hide", list(OCCLUSIONS), "none")))
     widgets.share(hide=occlusion)
     out = _compare(source.key, model, v.numpy().tobytes(), _digest(v), occlusion)
-    tiles = np.stack([out["input"], out["dbn"], out["dbm0"], out["dbm"]])
-    png = plots.grid_png(tiles, cols=4, scale=6)
-    widgets.image(png, width="content")
-    st.caption("Left to right: the input the models see (hidden pixels set to 0; the grey band marks them); the "
-               "bottom-up pass's read-out from h1 (the greedy stack the DBM was built from, used as a DBN: "
-               "q(h1|v) = σ(c + 2 W1ᵀv), RBM 1's decoder); the DBM at sweep 0 (the same bottom-up start); the DBM "
-               f"after {SWEEPS} mean-field sweeps, where h1 also hears h2.")
+    panels = [("What the models see", out["input"]), ("DBN: bottom-up only", out["dbn"]),
+              ("DBM, sweep 0", out["dbm0"]), (f"DBM, {SWEEPS} sweeps", out["dbm"])]
+    for col, (title, image) in zip(st.columns(4), panels):
+        col.markdown(f"**{title}**")
+        with col:
+            widgets.image(plots.png(image, scale=7), width="content")
+    st.caption("Left to right: the input (hidden pixels set to 0; the grey band marks them); the bottom-up pass's "
+               "read-out from h1 (the greedy stack the DBM was built from, used as a DBN: q(h1|v) = σ(c + 2 W1ᵀv), "
+               "then RBM 1's decoder); the DBM at sweep 0 (the same bottom-up start); the DBM after "
+               f"{SWEEPS} mean-field sweeps, where h1 also hears h2. Read-outs are σ(b + W1 μ1), grey levels.")
     c1, c2, c3 = st.columns(3)
     c1.metric("Top-down share of h1's input (DBM)", f"{100 * out['top_down_share']:.0f}%",
               help="Mean over h1 units of |W2 μ2| / (|W1ᵀv| + |W2 μ2|) after the sweeps; the DBN's is 0%.")
     if occlusion != "none":
-        c2.metric("Hidden pixels recovered, DBN read-out", f"{100 * out['recovered_dbn']:.0f}%",
-                  help="Share of the hidden pixels whose read-out probability is on the correct side of 1/2.")
-        c3.metric("Hidden pixels recovered, DBM read-out", f"{100 * out['recovered_dbm']:.0f}%")
+        what_rec = ("flipped pixels put right" if occlusion == "noise" else "hidden ink recovered")
+        rule = ("Share of the flipped pixels whose read-out is on the true side of 1/2." if occlusion == "noise" else
+                "Share of the digit's ink pixels under the band whose read-out is above 1/2.")
+        c2.metric(f"DBN: {what_rec}", f"{100 * out['recovered_dbn']:.0f}%", help=rule)
+        c3.metric(f"DBM: {what_rec}", f"{100 * out['recovered_dbm']:.0f}%", help=rule)
     st.plotly_chart(_h1_input_figure(out), key="dbm_cmp_inputs")
     st.caption(f"{what.capitalize()}. Each dot is one h1 unit: its bottom-up input W1ᵀv (x) against the top-down "
                "input W2 μ2 it receives from h2 in the DBM after mean field (y). The DBN has no y axis at all; the "
@@ -259,10 +264,12 @@ def _compare(key: str, _model, v_bytes: bytes, digest: str, occlusion: str) -> d
     shown = seen.clone().numpy()
     if occlusion in ("bottom", "top"):
         shown[mask.numpy()] = 0.35
-    truth, hidden = v.reshape(SHAPE)[mask], mask.reshape(-1)
+    if occlusion in ("bottom", "top"):  # judged on the digit's ink under the band
+        mask = mask & (v.reshape(SHAPE) > 0.5)
+    truth = v.reshape(SHAPE)[mask]
 
     def recovered(p: torch.Tensor) -> float:
-        return float(((p.reshape(SHAPE)[mask] > 0.5).float() == truth).float().mean()) if hidden.any() else 1.0
+        return float(((p.reshape(SHAPE)[mask] > 0.5).float() == truth).float().mean()) if mask.any() else 1.0
     return {"input": shown, "dbn": dbn.reshape(SHAPE).numpy(), "dbm0": dbm0.reshape(SHAPE).numpy(),
             "dbm": dbm.reshape(SHAPE).numpy(), "bottom_up": bottom.numpy(), "top_down": top.numpy(),
             "top_down_share": float((top.abs() / (bottom.abs() + top.abs() + 1e-9)).mean()),
@@ -299,12 +306,12 @@ def samples(source: Source) -> None:
     out = _dreams(source.key, model, int(steps), seed)
     train = api.mnist.binarized("train", seed=1)[:16].reshape(-1, *SHAPE).numpy()
     cols = st.columns(4)
-    panels = [("Training digits (binary)", train, "The data: 16 training digits, binarized."),
-              (f"Long runs: means p(v=1|h1), {steps} sweeps", out["means"], "16 chains from noise; the mean image "
-               "of the last sweep (not a sample)."),
-              (f"Long runs: binary states v, {steps} sweeps", out["states"], "The same chains' binary states: the "
+    panels = [("Training digits", train, "The data: 16 training digits, binarized."),
+              ("Long runs: means", out["means"], f"16 chains from noise after {steps} sweeps: the mean image "
+               "p(v = 1 | h1) of the last sweep (not a sample)."),
+              ("Long runs: binary v", out["states"], f"The same chains' binary states after {steps} sweeps: the "
                "actual samples."),
-              ("Persistent chains (training): binary v", out["persistent"], out["persistent_note"])]
+              ("Persistent chains", out["persistent"], out["persistent_note"])]
     for col, (title, images, note) in zip(cols, panels):
         with col:
             st.markdown(f"**{title}**")
@@ -312,7 +319,7 @@ def samples(source: Source) -> None:
             st.caption(note)
     st.caption(f"Mean ink per pixel: training {train.mean():.3f}, long-run binary states {out['states'].mean():.3f}, "
                f"long-run means {out['means'].mean():.3f}. Chains that mix well visit several digit classes; "
-               "press a different seed or more sweeps to watch them move.")
+               "pick another seed or more sweeps to watch them move.")
     widgets.download_png(plots.grid_png(np.concatenate([out["means"], out["states"]]), cols=8, scale=3),
                          f"dbm-gibbs-{steps}.png", key="dl_dbm_dreams")
 
@@ -344,13 +351,16 @@ def likelihood(source: Source) -> None:
     if ll:
         z, mf, est = ll["log_z"], ll["mf_bound"], ll["is_estimate"]
         c1, c2, c3 = st.columns(3)
-        c1.metric("Test log-likelihood, mean-field lower bound", f"{mf['mean']:.2f} nats",
+        c1.metric("Mean-field lower bound (test)", f"{mf['mean']:.2f} nats",
                   f"± {mf['stderr_with_log_z']:.2f} (1 s.e.)", delta_color="off", delta_arrow="off",
-                  help=f"{mf['sweeps']} sweeps, all {mf['images']:,} test digits, {ll['split']}.")
+                  help=f"Variational lower bound on the test log-likelihood: {mf['sweeps']} sweeps, all "
+                       f"{mf['images']:,} test digits, {ll['split']}.")
         c2.metric("log Z (AIS estimate)", f"{z['estimate']:.2f}", f"± {z['std_error']:.3f}", delta_color="off",
                   delta_arrow="off", help=f"{z['n_runs']} runs × {z['n_betas']:,} inverse temperatures.")
-        c3.metric(f"IS estimate over h1 (k = {est['k']:,}, first {est['images']} digits)", f"{est['mean']:.2f} nats",
-                  f"bound there {est['bound_on_same_images']:.2f}", delta_color="off", delta_arrow="off")
+        c3.metric("IS estimate over h1", f"{est['mean']:.2f} nats",
+                  f"bound there {est['bound_on_same_images']:.2f}", delta_color="off", delta_arrow="off",
+                  help=f"Importance-sampled log p(v), k = {est['k']:,} samples of h1 per digit, first "
+                       f"{est['images']} test digits; the bound on the same digits beside it.")
         rbm = bundled_metrics("rbm-mnist").get("test_log_likelihood", {}).get("test_log_likelihood") \
             if "rbm-mnist" in bundled_names() else None
         rows = [
@@ -365,7 +375,7 @@ def likelihood(source: Source) -> None:
         ]
         st.dataframe(rows, hide_index=True, width="stretch")
         st.caption(f"AIS: {z['n_runs']} runs, {z['n_betas']:,} inverse temperatures ({z['betas']}); {z['base']}. "
-                   f"log Z interval (±3 s.e.): {z['interval_3se'][0]:.2f} to {z['interval_3se'][1]:.2f}. Effective "
+                   f"log Z interval (log(Ẑ ± 3 s.e.)): {z['interval_3se'][0]:.2f} to {z['interval_3se'][1]:.2f}. Effective "
                    f"sample size of the IS estimate: mean {est['ess_mean']:.1f}, median {est['ess_median']:.1f} of "
                    f"{est['k']:,}. On {BINARIZATION}. AIS tends to underestimate log Z, which makes every number "
                    "here optimistic.")
@@ -473,7 +483,7 @@ def train(source: Source | None) -> None:
     st.subheader("Train a DBM: greedy pretraining, then joint training")
     st.markdown(
         "1. **RBM 1** on the pixels, with h1 seeing the image twice (2 W1ᵀv): in the finished DBM h1 will get "
-        "input from below *and* above. 2. **RBM 2** on RBM 1's features, with h1 seeing h2 twice. 3. **Compose** "
+        "input from below *and* above.\n2. **RBM 2** on RBM 1's features, with h1 seeing h2 twice.\n3. **Compose** "
         "them into one DBM (h1's bias: the average of the two RBMs') and train jointly, as the \"Approximate "
         "learning\" slide says: the **data term** E_data[v h1ᵀ] from mean field on each batch, the **model term** "
         "E_model[v h1ᵀ] from persistent Gibbs chains that carry over between updates. Centring (subtracting "

@@ -110,7 +110,7 @@ def exact_log_prob(model, x: torch.Tensor) -> torch.Tensor:
 
 # --- one wake step and one sleep step, as frames ------------------------------------------------------
 @torch.no_grad()
-def wake_sleep_frames(model, x: torch.Tensor, *, seed: int = 0, step_size: float = 0.05) -> dict:
+def wake_sleep_frames(model, x: torch.Tensor, *, seed: int = 0, step_size: float = 0.01) -> dict:
     """What one wake step and one sleep step of a Bernoulli-latent Helmholtz machine see and change.
 
     x: one binary digit (D,). Returns {"frames": [...], "wake": {...}, "sleep": {...}}; each frame has

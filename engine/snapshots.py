@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from engine.checkpoint import CheckpointError
 
 FILE = "snapshots.safetensors"
-CURVE_KEYS = ("d_loss", "g_loss", "wasserstein", "gp", "d_real", "d_fake")
+CURVE_KEYS = ("d_loss", "g_loss", "wasserstein", "gp", "d_real", "d_fake", "valid_elbo", "valid_nll_is")
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

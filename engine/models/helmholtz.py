@@ -69,8 +69,8 @@ class HelmholtzMachine(Model):
     records_snapshots = True  # the CLI keeps the fixed-noise samples and the curves over training
     presets = {
         "ws": {"config": {"objective": "ws"}, "train": _train(12)},
-        "rws": {"config": {"objective": "rws", "k": 5}, "train": _train(12)},
-        "vae": {"config": {"latent": "gaussian", "objective": "elbo"}, "train": _train(12)},
+        "rws": {"config": {"objective": "rws", "k": 5}, "train": _train(6)},
+        "vae": {"config": {"latent": "gaussian", "objective": "elbo"}, "train": _train(6)},
         "tiny": {"config": {"n_hidden": 8}, "train": {**_train(1), "max_steps": 20}},
     }
 
@@ -129,8 +129,13 @@ class HelmholtzMachine(Model):
         return bernoulli_log_prob(self.prior_logits, h)
 
     def log_joint(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """log p(x, h) = log p(h) + log p(x|h): x (B, D), h (..., B, H) -> (..., B)."""
-        return self.log_prior(h) + bernoulli_log_prob(self.pixel_logits(h), x)
+        """log p(x, h) = log p(h) + log p(x|h): x (B, D), h (..., B, H) -> (..., B).
+
+        log p(x|h) = x . logits - sum softplus(logits), with x . logits = (x W) . h + x . b computed per image,
+        so only the logits and their softplus are (..., B, D) tensors (the IS estimate's cost)."""
+        W, b = self.generative.weight, self.generative.bias
+        x_dot_logits = (h * (x @ W)).sum(-1) + x @ b  # (..., B)
+        return self.log_prior(h) + x_dot_logits - F.softplus(self.pixel_logits(h)).sum(-1)
 
     def log_q(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """log q(h|x) of given binary codes: x (B, D), h (..., B, H) -> (...,  B) (Bernoulli latents)."""

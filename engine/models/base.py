@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.optim import scheduled_step
+
 
 class Model(nn.Module):
     """Base class: holds the config and gives the default one-optimizer training step."""
@@ -30,10 +32,11 @@ class Model(nn.Module):
         return [torch.optim.Adam(self.parameters(), lr=hparams.get("lr", 1e-3))]
 
     def train_step(self, batch: torch.Tensor, optimizers, *, generator=None) -> dict[str, float]:
-        """One gradient step on `loss(batch)["loss"]`; returns every reported term as a float."""
+        """One gradient step on `loss(batch)["loss"]` (at the scheduled rate when the optimizer comes from
+        engine.optim.scheduled_adam); returns every reported term as a float."""
         (opt,) = optimizers
         opt.zero_grad(set_to_none=True)
         terms = self.loss(batch)
         terms["loss"].backward()
-        opt.step()
+        scheduled_step(opt) if "base_lr" in opt.param_groups[0] else opt.step()
         return {k: float(v.detach()) for k, v in terms.items()}

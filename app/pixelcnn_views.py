@@ -8,6 +8,8 @@ import base64
 import io
 import math
 import random
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import plotly.express as px
@@ -146,9 +148,9 @@ def generate(nets: list[str]) -> None:
         "Beliefs shown for sample", 1, GRID, widgets.url_int("focus", 1, GRID, 1), key="pcnn_focus",
         help="Which of the 16 samples the middle panel follows (framed in orange on the left), counted row by row.")
     widgets.share(seed=seed, every=stride, focus=focus)
-    with st.spinner("Sampling 16 digits pixel by pixel and the beliefs at every frame…"):
-        frames = _frames(_fingerprint(net), net, seed, stride, focus - 1)
-    st.plotly_chart(watch_figure(frames, focus - 1), key="pcnn_watch", config={"displayModeBar": False})
+    slot = st.empty()  # the digits as they are drawn, then the figure that plays them back
+    frames = _frames(_fingerprint(net), net, seed, stride, focus - 1, on_row=_live_preview(slot, NETS[net][1]))
+    slot.plotly_chart(watch_figure(frames, focus - 1), key="pcnn_watch", config={"displayModeBar": False})
     last = frames["p_focus"]
     st.caption(f"{NETS[net][1]}, seed {seed} (share the link: the same seed draws the same digits). "
                f"{len(frames['pixel'])} frames, one every {stride} pixels, precomputed by the exact cached sampler "
@@ -161,13 +163,50 @@ def _new_seed() -> None:
     st.session_state["pcnn_seed"] = random.randrange(100_000)
 
 
-@st.cache_resource(show_spinner=False, max_entries=24)
-def _frames(fingerprint: str, net: str, seed: int, stride: int, focus: int) -> dict:
+def _live_preview(slot, title: str):
+    """A callback for the sampler that shows the 16 digits in `slot` as their rows are drawn (every other row),
+    so the first picture appears within a row's time instead of after the whole grid and its beliefs."""
+    def show(row: int, canvas: torch.Tensor) -> None:
+        if row % 2 == 0 and row < SIDE - 1:
+            return
+        drawn = np.arange(SIDE * SIDE) < (row + 1) * SIDE
+        picture = tile_rgb(canvas_rgb(canvas.numpy(), drawn), cols=4, pad_rgb=GREY)
+        with slot.container():
+            left, right = st.columns([0.36, 0.64])
+            left.image(rgb_png(picture, scale=4), width="stretch")
+            right.markdown(f"**{title}: drawing row {row + 1} of {SIDE}** with the exact cached sampler, all 16 "
+                           "digits at once." + ("" if row < SIDE - 1 else " Now the beliefs at every frame…"))
+    return show
+
+
+_FRAMES: OrderedDict = OrderedDict()  # (fingerprint, net, seed, stride, focus) -> frames, shared by all sessions
+_FRAMES_LOCK = threading.Lock()
+FRAMES_KEPT = 24
+
+
+def _frames(fingerprint: str, net: str, seed: int, stride: int, focus: int, on_row=None) -> dict:
+    """The watch figure's frames, computed once per (model, seed, stride, focus) and kept for the 24 most recent
+    (a hand-made cache rather than st.cache_resource, whose replay forbids drawing into `slot` from inside);
+    `on_row` sees the rows as they are drawn when the frames are computed, not when they come from the cache."""
+    key = (fingerprint, net, seed, stride, focus)
+    with _FRAMES_LOCK:
+        if key in _FRAMES:
+            _FRAMES.move_to_end(key)
+            return _FRAMES[key]
+    frames = _compute_frames(net, seed, stride, focus, on_row)
+    with _FRAMES_LOCK:
+        _FRAMES[key] = frames
+        while len(_FRAMES) > FRAMES_KEPT:
+            _FRAMES.popitem(last=False)
+    return frames
+
+
+def _compute_frames(net: str, seed: int, stride: int, focus: int, on_row=None) -> dict:
     """Everything the watch figure needs, read-only: per frame the tiled grid as a PNG data URI, the focused
     sample's belief map (H, W) in [0, 1] and the 16 probabilities of the pixel being drawn."""
     model = _model(net)
     uniforms = torch.rand(GRID, model.n_pixels, generator=torch.Generator().manual_seed(seed))
-    grid = api.generation_frames(model, GRID, stride=stride, uniforms=uniforms, with_beliefs=False)
+    grid = api.generation_frames(model, GRID, stride=stride, uniforms=uniforms, with_beliefs=False, on_row=on_row)
     one = api.generation_frames(model, 1, stride=stride, uniforms=uniforms[focus:focus + 1])
     samples = grid["samples"].numpy()
     pixels = grid["pixel"]

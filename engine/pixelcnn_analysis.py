@@ -36,7 +36,8 @@ def beliefs(model: AutoregressiveImage, canvases: torch.Tensor, *, chunk: int = 
 @torch.no_grad()
 def generation_frames(model: AutoregressiveImage, n: int, *, stride: int = 1, seed: int | None = 0,
                       generator: torch.Generator | None = None, uniforms: torch.Tensor | None = None,
-                      given: torch.Tensor | None = None, rows: int = 0, with_beliefs: bool = True) -> dict:
+                      given: torch.Tensor | None = None, rows: int = 0, with_beliefs: bool = True,
+                      on_row=None) -> dict:
     """n images generated pixel by pixel by the cached sampler, as frames every `stride` pixels (the
     first frame before any pixel is drawn, the last when all are): numpy arrays
       images (T, n, H, W) uint8 0/1: the canvas (pixels not yet drawn are 0);
@@ -45,11 +46,12 @@ def generation_frames(model: AutoregressiveImage, n: int, *, stride: int = 1, se
         the canvas with the undrawn pixels at 0 (one full forward pass per frame; None if not with_beliefs);
       pixel (T,) int: the next pixel to draw (H*W when done); p_pixel (T, n) float: its p(x = 1 | x_<i)
         (NaN when done); samples (n, H*W) float and probabilities (n, H*W) float: the final images and the
-        conditional each pixel was drawn from. Same seed (or uniforms), same frames."""
+        conditional each pixel was drawn from. Same seed (or uniforms), same frames. `on_row(r, canvas (n, H*W))`
+    is called as each row is drawn (see sample_cached), before the beliefs are computed."""
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     canvas, u, start = start_state(model, n, _generator(seed, generator), uniforms, given, rows)
-    samples, logits = sample_cached(model, canvas, u, start)
+    samples, logits = sample_cached(model, canvas, u, start, on_row=on_row)
     samples, probs = samples.cpu(), torch.sigmoid(logits).cpu()
     pixels = list(range(start, model.n_pixels, stride)) + [model.n_pixels]
     index = torch.arange(model.n_pixels)

@@ -156,6 +156,18 @@ def test_generation_frames():
     assert abs(frames["p_pixel"][1] - frames["probabilities"][:, 4].numpy()).max() < 1e-6
 
 
+@pytest.mark.parametrize("name", ["pixelcnn", "gated-pixelcnn"])
+def test_rows_are_reported_as_they_are_drawn(name):
+    """on_row sees every row once, in order, with exactly the rows drawn so far (the page's live preview)."""
+    model = randomized(name, dtype=torch.float32, image_shape=(6, 5))
+    seen = []
+    frames = analysis.generation_frames(model, 3, stride=4, seed=3, on_row=lambda r, canvas: seen.append((r, canvas)))
+    assert [r for r, _ in seen] == list(range(6))
+    for r, canvas in seen:
+        drawn = torch.arange(30) < (r + 1) * 5
+        assert torch.equal(canvas[:, drawn], frames["samples"][:, drawn]) and canvas[:, ~drawn].sum() == 0
+
+
 def test_all_zero_logits_give_784_ln_2():
     model = api.build("pixelcnn", channels=4, layers=2)
     with torch.no_grad():

@@ -215,9 +215,11 @@ def sample_naive(model: AutoregressiveImage, canvas: torch.Tensor, uniforms: tor
 
 
 @torch.no_grad()
-def sample_cached(model: AutoregressiveImage, canvas: torch.Tensor, uniforms: torch.Tensor, start: int = 0):
+def sample_cached(model: AutoregressiveImage, canvas: torch.Tensor, uniforms: torch.Tensor, start: int = 0,
+                  on_row=None):
     """The exact cached sampler: the same (samples, logits) as `sample_naive`, computing every layer only
-    at the new pixel (and, for the gated net's vertical stack, once per row)."""
+    at the new pixel (and, for the gated net's vertical stack, once per row). `on_row(r, canvas)`, if given,
+    is called after each row r is drawn with the canvas so far (n, H*W) (a copy), so a page can show it."""
     image, width = canvas.reshape(-1, 1, *model.config.image_shape), model.config.image_shape[1]
     cache = model.cache(image, fill=start > 0)  # from pixel 0 every cached value is computed before it is read
     logits = torch.full_like(canvas, float("nan"))
@@ -228,6 +230,8 @@ def sample_cached(model: AutoregressiveImage, canvas: torch.Tensor, uniforms: to
             cache.begin(r, 0)
         logits[:, i] = cache.logit(r, c)
         cache.set_pixel(r, c, draw(logits[:, i], uniforms[:, i]))
+        if on_row is not None and c == width - 1:
+            on_row(r, cache.canvas().flatten(1).cpu().clone())
     return cache.canvas().flatten(1), logits
 
 

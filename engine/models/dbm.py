@@ -101,7 +101,9 @@ class DBM(Model):
         self.register_buffer("chain_v", torch.zeros(config.kept_chains, D))
         self.register_buffer("chain_h2", torch.zeros(config.kept_chains, F2))
         self.register_buffer("phase", torch.zeros((), dtype=torch.int64))  # 0, 1: pretraining RBM 1, 2; 2: joint
-        self._log_z_cheap: float | None = None
+        self._log_z_cheap: float | None = None  # the last cheap-AIS log Z, valid while no update has followed it
+        self._updates = 0  # joint updates made by this process (the monitor reports the bound only at an AIS point)
+        self._log_z_at = -1
 
     # --- conditionals --------------------------------------------------------------------------
     def p_h1(self, v: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
@@ -302,7 +304,7 @@ class DBM(Model):
             return {"rbm2_reconstruction_error": float(((h1 - rec) ** 2).mean())}
         mu1, mu2 = self.mean_field(v)
         out = {"mf_reconstruction_error": float(((v - self.p_v(mu1)) ** 2).mean())}
-        if self._log_z_cheap is not None:
+        if self._log_z_cheap is not None and self._log_z_at == self._updates:  # log Z of these very weights
             out["valid_bound_cheap_ais"] = float(self.bound_unnormalized(v, mu1, mu2).mean() - self._log_z_cheap)
         return out
 
@@ -361,13 +363,14 @@ class DBMLearning:
                  lr_decay_epochs: float = 30.0, momentum: float = 0.5, weight_decay: float = 2e-4,
                  mf_steps: int = 5, pcd_steps: int = 1, n_chains: int = 100, centring: bool = True,
                  offset_rate: float = 0.01, h1_bias: str = "average", ais_every: int = 5, ais_betas: int = 1000,
-                 ais_runs: int = 16, verbose: bool = True) -> None:
+                 ais_runs: int = 16, recompose: bool = False, verbose: bool = True) -> None:
         self.dbm = dbm
         self.pretrain_epochs, self.pretrain_lr, self.base_lr = pretrain_epochs, pretrain_lr, lr
         self.lr_decay_epochs, self.momentum, self.weight_decay = lr_decay_epochs, momentum, weight_decay
         self.mf_steps, self.pcd_steps, self.n_chains, self.centring = mf_steps, pcd_steps, n_chains, centring
         self.offset_rate, self.h1_bias = offset_rate, h1_bias
         self.ais_every, self.ais_betas, self.ais_runs, self.verbose = ais_every, ais_betas, ais_runs, verbose
+        self.recompose = recompose  # warm start: compose the DBM afresh from the kept RBM stack, new offsets
         self.epochs_started, self.epoch, self.steps_in_epoch, self.steps_per_epoch = 0, 0, 0, 0
         self.lr = lr
         self.velocity: list[torch.Tensor] | None = None
@@ -384,8 +387,11 @@ class DBMLearning:
         P, dbm = self.pretrain_epochs, self.dbm
         phase = 0 if self.epoch < P else 1 if self.epoch < 2 * P else 2
         if phase != int(dbm.phase) or self.velocity is None:
-            if phase == 2 and int(dbm.phase) != 2:
+            if phase == 2 and (int(dbm.phase) != 2 or (self.recompose and self.epoch == 0)):
                 dbm.compose(self.h1_bias)
+                for offset in (dbm.offset_v, dbm.offset_h1, dbm.offset_h2):
+                    offset.zero_()
+                dbm.bound_log.fill_(float("nan"))
             dbm.phase.fill_(phase)
             self.velocity = None
         joint = self.epoch - 2 * P
@@ -443,6 +449,7 @@ class DBMLearning:
             vn, _, h2n, _ = dbm.gibbs_sweep(vn, h2n, generator, p_h1=h1n)
             h1n = dbm.p_h1(vn, h2n)  # Rao-Blackwellised h1 of the chains (and the next sweep's p(h1|v, h2))
         self.chains, self.chain_p_h1 = (vn, h2n), h1n
+        dbm._updates += 1
         K = min(len(vn), len(dbm.chain_v))
         dbm.chain_v[:K] = vn[:K]
         dbm.chain_h2[:K] = h2n[:K]
@@ -492,7 +499,7 @@ class DBMLearning:
             self.base = dbm.base_rates(mnist.binarized("train", seed=1)[:5000])
         res = dbm.ais_log_z(self.base, n_runs=self.ais_runs, n_betas=self.ais_betas,
                             generator=torch.Generator().manual_seed(joint_epoch))
-        dbm._log_z_cheap = res.log_z
+        dbm._log_z_cheap, dbm._log_z_at = res.log_z, dbm._updates
         valid = mnist.binarized("valid")[:1000].to(dbm.device)
         bound = float(dbm.mf_bound(valid, res.log_z).mean())
         row = int((~torch.isnan(dbm.bound_log[:, 0])).sum())

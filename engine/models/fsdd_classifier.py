@@ -29,6 +29,7 @@ from torch import nn
 
 from engine.data import fsdd
 from engine.models.base import Model
+from engine.models.dcgan import BatchNorm  # float running statistics only (no integer batch counter in the file)
 from engine.registry import register
 
 # Mean and standard deviation of every log-mel value of the training split's 1-s clips (peak 1, silence padded),
@@ -99,7 +100,7 @@ class FSDDClassifier(Model):
             torch.manual_seed(config.seed)
 
             def block(a: int, b: int) -> list[nn.Module]:
-                return [nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
+                return [nn.Conv2d(a, b, 3, padding=1, bias=False), BatchNorm(b), nn.ReLU()]
 
             self.trunk = nn.Sequential(*block(1, w), nn.MaxPool2d(2), *block(w, 2 * w), nn.MaxPool2d(2),
                                        *block(2 * w, 4 * w))  # (B, 4w, 10, frames / 4)

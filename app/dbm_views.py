@@ -205,7 +205,8 @@ def compare(source: Source) -> None:
         "A deep belief net infers its layers in one bottom-up pass: h1 from v, then h2 from h1, and h2 never "
         "sends anything back. The DBM's mean field lets h2 talk back to h1 (the W2 μ2 term), so what the top "
         "layer believes about the digit reshapes the features below. Hide part of the digit to see the difference: "
-        "the top-down input fills in what the pixels no longer say.")
+        "under a band, the DBM treats the pixels as unknowns of its mean field (filled in each sweep from h1, "
+        "which hears h2), while the DBN's single bottom-up pass can only read them as blank.")
     model = source.model
     picked = _binary_digit("dbm_cmp")
     if picked is None:
@@ -221,10 +222,11 @@ def compare(source: Source) -> None:
         col.markdown(f"**{title}**")
         with col:
             widgets.image(plots.png(image, scale=7), width="content")
-    st.caption("Left to right: the input (hidden pixels set to 0; the grey band marks them); the bottom-up pass's "
-               "read-out from h1 (the greedy stack the DBM was built from, used as a DBN: q(h1|v) = σ(c + 2 W1ᵀv), "
-               "then RBM 1's decoder); the DBM at sweep 0 (the same bottom-up start); the DBM after "
-               f"{SWEEPS} mean-field sweeps, where h1 also hears h2. Read-outs are σ(b + W1 μ1), grey levels.")
+    st.caption("Left to right: the input (the grey band marks hidden pixels, which enter the bottom-up pass as 0); "
+               "the bottom-up pass's read-out from h1 (the greedy stack the DBM was built from, used as a DBN: "
+               "q(h1|v) = σ(c + 2 W1ᵀv), then RBM 1's decoder); the DBM at sweep 0 (its bottom-up start); the DBM "
+               f"after {SWEEPS} mean-field sweeps, where h1 also hears h2 (and, under a band, the hidden pixels are "
+               "inferred with the hidden units). Read-outs are σ(b + W1 μ1), grey levels.")
     c1, c2, c3 = st.columns(3)
     c1.metric("Top-down share of h1's input (DBM)", f"{100 * out['top_down_share']:.0f}%",
               help="Mean over h1 units of |W2 μ2| / (|W1ᵀv| + |W2 μ2|) after the sweeps; the DBN's is 0%.")
@@ -258,7 +260,8 @@ def _compare(key: str, _model, v_bytes: bytes, digest: str, occlusion: str) -> d
     x = seen.reshape(1, -1)
     q1, _ = _model.stack_up(x)
     dbn = _model.stack_down(q1)[0]
-    frames = _model.mean_field_frames(x[0], SWEEPS)
+    band = mask.reshape(-1) if occlusion in ("bottom", "top") else None  # pixels the DBM treats as unknown
+    frames = _model.mean_field_frames(x[0], SWEEPS, missing=band)
     dbm0, dbm = frames["reconstruction"][0], frames["reconstruction"][-1]
     bottom, top = frames["bottom_up"], frames["top_down"][-1]
     shown = seen.clone().numpy()

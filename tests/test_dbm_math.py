@@ -181,3 +181,19 @@ def test_centred_update_is_the_centred_energy_gradient():
     model_e = model.energy(vs, h1s, h2s).detach()
     diff = centred - model_e
     assert torch.allclose(diff, diff[0].expand_as(diff), atol=1e-9)
+
+
+def test_mean_field_with_missing_pixels_bounds_the_marginal_and_never_decreases():
+    """Unobserved pixels as mean-field variables: the bound rises every sweep and stays below the exact
+    log sum over the missing pixels of p*(v)."""
+    model = tiny_dbm(scale=1.5, seed=8)
+    missing = torch.tensor([False, False, True, False, True, True])
+    v_all = all_binary(6)
+    for v in v_all[::5]:
+        out = model.mean_field_frames(v, 40, missing=missing)
+        bound = out["bound"]
+        assert (bound[1:] - bound[:-1]).min() > -1e-10
+        completions = v_all[(v_all[:, ~missing] == v[~missing]).all(1)]  # the 8 fillings of the missing pixels
+        exact = torch.logsumexp(model.exact_log_p_star(completions), 0)
+        assert bound[-1] <= exact + 1e-9
+        assert torch.equal(out["v"][0][missing], torch.zeros(3, dtype=torch.float64))

@@ -157,21 +157,36 @@ class DBM(Model):
                 + ((mu1 @ self.W2) * mu2).sum(-1) + _entropy(mu1) + _entropy(mu2))
 
     @torch.no_grad()
-    def mean_field_frames(self, v: torch.Tensor, steps: int) -> dict[str, torch.Tensor]:
+    def mean_field_frames(self, v: torch.Tensor, steps: int,
+                          missing: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Mean field for one image v (D,), frame 0 = the bottom-up start and frame t = after t sweeps:
-        mu1 (T+1, F1), mu2 (T+1, F2), unnormalized bound (T+1,), reconstruction sigma(b + mu1 W1^T) (T+1, D),
-        and the top-down part of h1's input, mu2 W2^T (T+1, F1)."""
-        v = v.reshape(1, -1).to(self.W1.dtype)
+        mu1 (T+1, F1), mu2 (T+1, F2), unnormalized bound (T+1,), read-out sigma(b + mu1 W1^T) (T+1, D), the
+        top-down part of h1's input mu2 W2^T (T+1, F1) and the bottom-up part v W1 (F1,) of the last frame.
+
+        missing: optional bool mask (D,) of unobserved pixels. They start at 0 and join the mean field as
+        variables (after each sweep mu_v = sigma(b + mu1 W1^T) there), so the bound is on the observed pixels'
+        log p*; "v" (T+1, D) holds the pixels each frame used."""
+        v = v.reshape(1, -1).to(self.W1.dtype).clone()
+        if missing is not None:
+            missing = missing.reshape(1, -1).bool()
+            v[missing] = 0
         v_in = v @ self.W1
         mu1, mu2 = self.mf_init(v, v_in)
-        m1, m2 = [mu1], [mu2]
+        m1, m2, vs = [mu1], [mu2], [v]
         for _ in range(steps):
             mu1, mu2 = self.mf_sweep(v_in, mu2)
+            if missing is not None:
+                v = torch.where(missing, self.p_v(mu1), v)
+                v_in = v @ self.W1
             m1.append(mu1)
             m2.append(mu2)
-        mu1, mu2 = torch.cat(m1), torch.cat(m2)
-        return {"mu1": mu1, "mu2": mu2, "bound": self.bound_unnormalized(v.expand(len(mu1), -1), mu1, mu2),
-                "reconstruction": self.p_v(mu1), "top_down": mu2 @ self.W2.t(), "bottom_up": v_in[0]}
+            vs.append(v)
+        mu1, mu2, vs = torch.cat(m1), torch.cat(m2), torch.cat(vs)
+        bound = self.bound_unnormalized(vs, mu1, mu2)
+        if missing is not None:  # the missing pixels' own entropy (their energy terms are in bound_unnormalized)
+            bound = bound + _entropy(torch.where(missing, vs, torch.zeros_like(vs)))
+        return {"mu1": mu1, "mu2": mu2, "bound": bound, "v": vs, "reconstruction": self.p_v(mu1),
+                "top_down": mu2 @ self.W2.t(), "bottom_up": v_in[0]}
 
     # --- likelihood ----------------------------------------------------------------------------
     def exact_log_z(self) -> float:

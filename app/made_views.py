@@ -60,7 +60,7 @@ def sources(*, quiet: bool = False) -> dict[str, Source]:
     bundled checkpoint gives a message (unless quiet)."""
     out = {}
     for key, name in BUNDLED.items():
-        if name not in bundled_names(key):
+        if name not in bundled_names("nade" if key == "nade" else "made"):
             if not quiet:
                 (st.error if key == "made" else st.info)(
                     f"The bundled {LABELS[key].removesuffix(' (bundled)')} checkpoint {name!r} is missing from assets/checkpoints; "

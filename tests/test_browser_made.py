@@ -10,7 +10,7 @@ from tests.browser import assert_no_exception, screenshot, wait_idle
 from tests.conftest import ARTIFACTS, ROOT
 
 BUNDLED = (ROOT / "assets" / "checkpoints" / "made-mnist" / "model.safetensors").exists()
-VIEWS = ["chain", "masks", "sampling", "train", "nll"]
+VIEWS = ["chain", "masks", "ensemble", "sampling", "train", "nll"]
 SLOW = 240_000  # ms: a run on a loaded 2-core machine (other trainings) can take a minute or more
 
 

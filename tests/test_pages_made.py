@@ -30,7 +30,7 @@ metrics = apptest.metrics
 param = apptest.param
 
 
-@pytest.mark.parametrize("view", ["chain", "masks", "sampling", "train", "nll"])
+@pytest.mark.parametrize("view", ["chain", "masks", "sampling", "train", "nll", "ensemble"])
 def test_view_runs_without_errors(clear_streamlit_caches, view):
     at = open_view(view)
     assert not at.error and not at.warning, [e.value for e in [*at.error, *at.warning]]
@@ -116,6 +116,20 @@ def test_nll_view_shows_the_measured_and_the_paper_numbers(clear_streamlit_cache
     assert set(table[table["model"].str.startswith("Paper")]["nats"]) == {88.04, 88.33}
 
 
+@pytest.mark.skipif(not (CHECKPOINTS / "made-ensemble-mnist" / "model.safetensors").exists(),
+                    reason="the bundled 8-mask MADE is not installed")
+def test_bundled_mask_ensemble_is_a_mixture_that_beats_its_first_mask(clear_streamlit_caches):
+    at = open_view("ensemble")
+    assert at.radio(key="made_ensemble_model").value == "ensemble"
+    curve = json.loads(apptest.charts(at)[0])["data"][0]
+    stored = api.read_metrics(api.resolve("made-ensemble-mnist"))["test_nll"]["mask_ensemble"]
+    assert curve["x"] == list(range(1, 9)) and curve["y"] == pytest.approx(stored["nats"])
+    assert curve["y"][-1] < curve["y"][0]  # the mixture of 8 masks is better than mask 1 alone
+    table = open_view("nll").dataframe[0].value
+    mixture = table[table["model"].str.contains("the mixture of its 8 masks")]
+    assert len(mixture) == 1 and mixture.iloc[0]["nats"] == pytest.approx(stored["nats"][-1])
+
+
 def test_training_from_the_page_gives_a_model_the_other_views_use(clear_streamlit_caches, monkeypatch):
     make_trainer = api.make_trainer
     monkeypatch.setattr(api, "make_trainer", lambda model, settings, **kw: make_trainer(
@@ -131,6 +145,8 @@ def test_training_from_the_page_gives_a_model_the_other_views_use(clear_streamli
     options = at.segmented_control(key="made_view").options
     assert "Mask ensembles" in options
     apptest.show(at, "made_view", "ensemble")
+    assert "Your MADE" in at.radio(key="made_ensemble_model").options
+    at.radio(key="made_ensemble_model").set_value("yours").run()
     assert not at.exception and at.radio(key="made_ensemble_model").value == "yours"
     curve = json.loads(apptest.charts(at)[0])["data"][0]
     assert curve["x"] == [1, 2] and all(80 < v < 560 for v in curve["y"])

@@ -322,8 +322,8 @@ def noise() -> None:
     st.markdown("The recognition net's gradient of the ELBO can be estimated from one code z ~ q(z|x) in two ways. "
                 "The **score function** (REINFORCE) works for any q, binary codes included: (log w − b) ∇ log q(z|x), "
                 "with a baseline b or without. The **reparameterization** z = μ + σε passes the gradient through "
-                "the sample and needs a continuous z. Bars: signal-to-noise ratio |mean| / std of one-sample "
-                "estimates, higher is better.")
+                "the sample and needs a continuous z. Bars: the signal-to-noise ratio of one-sample estimates "
+                "(higher is better; log scale).")
     result = _snr(bundled_fingerprint(VAE), bundled_fingerprint(RWS))
     labels = {"reparam": "reparameterization", "score_baseline": "score function + baseline",
               "score": "score function"}
@@ -337,12 +337,13 @@ def noise() -> None:
                       yaxis=dict(type="log", title="median SNR (log scale)"), legend=dict(orientation="h", y=1.12))
     st.plotly_chart(fig, key="hm_snr")
     st.caption(f"Measured on the bundled VAE and RWS models, the first {SNR_IMAGES} test digits (seeded "
-               f"binarization), {SNR_DRAWS} independent one-sample estimates per digit. SNR per coordinate of the "
-               "gradient in the recognition net's outputs (μ and log σ², or the logits; for a fixed digit a weight's "
-               "gradient is these times a pixel, so its SNR is the same), then the median over digits and "
-               "coordinates. The baseline b is the mean log w of 10 other, independent draws for the same digit, so "
-               "the estimate stays unbiased. The SBN has no reparameterization: that gap is why wake-sleep "
-               "and RWS avoid the score function for q.")
+               f"binarization), {SNR_DRAWS} independent one-sample estimates per digit, of the gradient in the recognition "
+               "net's outputs (μ and log σ², or the logits; a weight's gradient is these times a pixel). The three "
+               "estimate the same gradient, so its size ‖E g‖ is measured once from the quietest one (the "
+               "reparameterization for the VAE, the baselined score function for the SBN); each bar is ‖E g‖ over the "
+               "estimator's own noise √E‖g − E g‖², median over digits. The baseline b is the mean log w of 10 other, "
+               "independent draws for the same digit, so the estimate stays unbiased. The SBN has no reparameterization: "
+               "that gap is why wake-sleep and RWS train q by other means than the score function.")
     rows = [{"model": name, "estimator": k, **{m: round(v, 6) for m, v in d.items()}}
             for name, r in result.items() for k, d in r.items()]
     widgets.download_csv(rows, "helmholtz-gradient-snr.csv", key="dl_hm_snr")

@@ -168,9 +168,11 @@ def _frame(phase, label, hidden, visible, active, *, signal=None, signal_on=None
 
 
 # --- gradient noise: score function vs reparameterization ---------------------------------------------
-def _snr(grads: torch.Tensor) -> torch.Tensor:
-    """Per-coordinate |mean| / std over draws: (R, ...) -> (...)."""
-    return grads.mean(0).abs() / grads.std(0).clamp_min(1e-12)
+def _signal_and_noise(grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image, ||E g||^2 (without the noise's bias: ||mean||^2 - trace(Cov) / R) and the noise E ||g - E g||^2
+    over R one-draw estimates: grads (R, B, P) -> (B,), (B,)."""
+    noise = grads.var(0).sum(-1)  # trace of the covariance
+    return (grads.mean(0).pow(2).sum(-1) - noise / grads.shape[0]).clamp_min(0), noise
 
 
 def gradient_snr(model, x: torch.Tensor, *, draws: int = 400, baseline_draws: int = 10, seed: int = 0) -> dict:
@@ -181,9 +183,11 @@ def gradient_snr(model, x: torch.Tensor, *, draws: int = 400, baseline_draws: in
     d log q(z|x) with b(x) the mean of log w over `baseline_draws` other, independent draws (so still unbiased);
     "reparam" (Gaussian latents only) = d log w(mu + sigma * eps) by autograd. The recognition outputs are
     (mu, log sigma^2) for Gaussian latents, the logits for binary ones; for a fixed image a weight's gradient is
-    an output's gradient times a pixel, so the per-coordinate SNR is the same. Returns, per estimator, the median
-    over (image, output) coordinates of |mean| / std over draws, the mean gradient variance, and the mean
-    gradient itself (B, outputs)."""
+    an output's gradient times a pixel, so the weights' gradients are as noisy). All three estimate the same
+    gradient, so the signal ||E g|| per image is measured once, from the quietest estimator ("signal_from":
+    reparam, else score_baseline; its squared mean less the noise's bias), and each estimator's SNR is that
+    signal over its own noise sqrt(E ||g - E g||^2). Returns, per estimator, the median SNR over images, the mean
+    per-coordinate variance, and the mean gradient itself (B, outputs)."""
     g = torch.Generator(device=model.device).manual_seed(seed)
     x = x.to(model.device)
     out = model.recognize(x).detach()  # (B, H) or (B, 2H)
@@ -209,8 +213,13 @@ def gradient_snr(model, x: torch.Tensor, *, draws: int = 400, baseline_draws: in
             log_w = model.log_joint(x, h) - model.log_q(x, h)
             score_dir = h - torch.sigmoid(params)  # d log q(h|x) / d logits
     lw = log_w.detach()[..., None]
-    results["score"] = lw * score_dir
     results["score_baseline"] = (lw - baseline[:, None]) * score_dir
-    return {name: {"median_snr": float(_snr(gr).median()), "mean_variance": float(gr.var(0).mean()),
-                   "mean": gr.mean(0).detach()}
-            for name, gr in results.items()} | {"draws": draws, "images": len(x), "baseline_draws": baseline_draws}
+    results["score"] = lw * score_dir
+    reference = "reparam" if "reparam" in results else "score_baseline"  # the quietest: its mean is the signal
+    signal, _ = _signal_and_noise(results[reference].detach())
+    out = {}
+    for name, gr in results.items():
+        _, noise = _signal_and_noise(gr.detach())
+        out[name] = {"median_snr": float((signal / noise.clamp_min(1e-30)).sqrt().median()),
+                     "mean_variance": float(gr.var(0).mean()), "mean": gr.mean(0).detach()}
+    return out | {"draws": draws, "images": len(x), "baseline_draws": baseline_draws, "signal_from": reference}

@@ -47,13 +47,13 @@ def test_explaining_away_slider_redraws_the_fits(page: Page, app_url: str):
     open_page(page, f"{app_url}/helmholtz?view=explain")
     wait_idle(page, timeout=SLOW)
     metric = page.locator("[data-testid='stMetric']").filter(has_text="Sleep fit").first
-    expect(metric).to_contain_text("0.50, 0.50", timeout=SLOW)
+    expect(metric).to_contain_text("0.52, 0.52", timeout=SLOW)
     thumb = page.locator("[data-testid='stSlider'] [role='slider']").nth(2)  # weight w2
     thumb.focus()
     for _ in range(6):
         thumb.press("ArrowLeft")
     wait_idle(page, timeout=SLOW)
-    expect(metric).not_to_contain_text("0.50, 0.50", timeout=30_000)  # unequal weights: unequal marginals
+    expect(metric).not_to_contain_text("0.52, 0.52", timeout=30_000)  # unequal weights: unequal marginals
     assert "w2=6" in page.url
     screenshot(page, ARTIFACTS / "helmholtz-explain-w2.png")
     assert_no_exception(page)

@@ -78,7 +78,8 @@ def test_bad_upload_and_empty_pad_give_messages(clear_streamlit_caches):
 def test_explaining_away_sliders_redraw_and_go_into_the_url(clear_streamlit_caches):
     at = open_view("explain")
     m = apptest.metrics(at)
-    assert m["Sleep fit q(c₁=1), q(c₂=1)"] == "0.50, 0.50"  # the default: symmetric causes, marginals one half
+    q1, q2 = (float(v) for v in m["Sleep fit q(c₁=1), q(c₂=1)"].split(", "))
+    assert q1 == q2 and 0.45 < q1 < 0.55  # the default: symmetric causes, both marginals about one half
     q = [float(v) for v in m["ELBO fit q(c₁=1), q(c₂=1)"].split(", ")]
     assert max(q) > 0.9 and min(q) < 0.2  # the ELBO fit picks one explanation
     before = figure(at, "hm_ea")

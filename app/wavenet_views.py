@@ -18,6 +18,7 @@ from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, b
 from engine import api
 
 MODEL = "wavenet-fsdd"
+VOCODER, JUDGE = "wavenet-vocoder-fsdd", "fsdd-classifier"
 fsdd, analysis = api.fsdd, api.wavenet_analysis
 RATE = fsdd.RATE
 TAKES = [0, 1, 2, 3, 4]  # the test split's takes
@@ -369,9 +370,45 @@ def generate() -> None:
     st.info("**What you will hear.** This WaveNet is conditioned only on the digit (no text, no speaker, no "
             "spectrogram) and was trained on a CPU budget. Expect babble, not a word: sounds with some of speech's "
             "texture that rarely say the digit. That is the honest result at this size; WaveNet's intelligible "
-            "speech needed local conditioning on linguistic features and far more training. (The app's issue "
-            "measured, on a model of this kind: a digit classifier 96% right on real clips recognised 2 of 10 "
-            "generated ones.)", icon=":material/hearing:")
+            f"speech needed local conditioning on linguistic features and far more training. {judged(MODEL)}",
+            icon=":material/hearing:")
+
+
+def judged(name: str) -> str:
+    """The measured sentence: how many of the checkpoint's clips the bundled classifier recognised (from its
+    metrics, written by `python -m engine eval`), or what is not measured."""
+    j = bundled_metrics(name).get("judge") if name in bundled_names("wavenet") else None
+    if not j:
+        return f"(How many of its clips a digit classifier recognises is not measured for {name}.)"
+    if j["what"].startswith("vocoded"):
+        return (f"Measured: the classifier that is {100 * j['classifier_test_accuracy']:.0f}% right on real test clips "
+                f"recognised **{j['recognised']} of {j['clips']} vocoded test clips** (2 per digit, each rendered "
+                f"from its own mel-spectrogram by the fast sampler, seed {j['seed']}); the same {j['clips']} real "
+                f"clips: {j['real_recognised']} of {j['clips']}.")
+    heard = max(range(10), key=j["predicted"].count)  # the label babble lands on most
+    return (f"Measured: the classifier that is {100 * j['classifier_test_accuracy']:.0f}% right on real test clips "
+            f"recognised **{j['recognised']} of {j['clips']} generated clips** ({j['per_digit']} per digit, "
+            f"{j['seconds_each']} s each, fast sampler, seed {j['seed']}; chance is 1 in 10), and it heard "
+            f"'{heard}' in {j['predicted'].count(heard)} of the {j['clips']}: much of the babble sounds alike to it.")
+
+
+def judge():
+    """The bundled spoken-digit classifier, or None (the views then leave its verdict out)."""
+    if JUDGE not in bundled_names("fsdd-classifier"):
+        return None
+    try:
+        return bundled_model(JUDGE)
+    except api.CheckpointError:
+        return None
+
+
+def verdict(levels) -> str:
+    """What the classifier hears in a clip of levels: "'7' (p = 0.93)", or "" without the classifier."""
+    clf = judge()
+    if clf is None:
+        return ""
+    p = clf.probabilities([torch.as_tensor(levels)])[0]
+    return f"the classifier hears **'{int(p.argmax())}'** (p = {float(p.max()):.2f})"
 
 
 def _generation_work(net, digit: int, seed: int, fast_samples: int, naive_samples: int):
@@ -406,10 +443,14 @@ def _draw_generation(job: jobs.Job) -> None:
         st.markdown(f"**Generated '{digit}'** (fast sampler, seed {meta['seed']}, {len(fast) / RATE:.2f} s)")
         st.plotly_chart(_wave_and_spectrogram(fast), key="wn_gen_fake")
         _audio(fast, f"Generated in {meta['fast_s']:.1f} s ({1000 * meta['fast_s'] / len(fast):.2f} ms per sample)")
+        if heard := verdict(meta["fast"]):
+            st.markdown(f"Asked which digit this is, {heard}.")
     with right:
         st.markdown(f"**A real '{digit}'** ({real.name}.wav, test split, scaled to peak 1)")
         st.plotly_chart(_wave_and_spectrogram(fsdd.peak_normalize(real.audio)), key="wn_gen_real")
         _audio(fsdd.peak_normalize(real.audio), f"{real.name}.wav, {real.seconds:.2f} s")
+        if heard := verdict(fsdd.mu_law_encode(fsdd.peak_normalize(real.audio))):
+            st.markdown(f"Asked which digit this is, {heard}.")
     if "naive" in meta:
         _naive_against_fast(meta, fast)
 
@@ -453,6 +494,82 @@ def _wave_and_spectrogram(wave: np.ndarray) -> go.Figure:
     fig.update_yaxes(title_text="Hz", row=2, col=1)
     fig.update_xaxes(title_text="seconds", row=2, col=1)
     return _layout(fig, 460, showlegend=False)
+
+
+# --- 5. vocoder ------------------------------------------------------------------------------------------
+def vocoder() -> None:
+    st.subheader("Vocoder: WaveNet renders a real clip's mel-spectrogram")
+    st.markdown("Give WaveNet more to go on than the digit: the **log-mel spectrogram of a real test clip** (40 bands, "
+                "one frame every 8 ms), upsampled to the sample rate and added inside every gate by a 1x1 "
+                "convolution (*local conditioning*, the paper's section 2.5). The audio path stays causal; the "
+                "spectrogram is given whole. The spectrogram says which sounds come when; the waveform, sample by "
+                "sample, is still WaveNet's to invent (with the fast sampler).")
+    st.latex(r"z=\tanh\!\big(W_{f}\ast x+V_{f}\ast y\big)\odot\sigma\!\big(W_{g}\ast x+V_{g}\ast y\big),\qquad "
+             r"y=\operatorname{upsample}\big(\tanh(\mathrm{conv}_{3}(\text{log-mel}))\big)")
+    if not data_available():
+        return
+    if VOCODER not in bundled_names("wavenet"):
+        st.error(f"The bundled vocoder {VOCODER!r} is missing from assets/checkpoints; `make train-wavenet-vocoder` "
+                 "trains it.")
+        return
+    try:
+        net = bundled_model(VOCODER)
+    except api.CheckpointError as e:
+        st.error(f"The bundled vocoder cannot be loaded: {e}")
+        return
+    clip = pick_clip("wn_voc")
+    with st.form("wn_voc_form"):
+        c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+        seed = c1.number_input("Seed", 0, 99_999, widgets.url_int("seed", 0, 99_999, 0), key="wn_voc_seed")
+        c2.caption(f"The whole clip is rendered: {clip.seconds:.2f} s = {len(clip.audio):,} samples, one after another "
+                   "(seconds to a minute, depending on the clip and on how busy the server is).")
+        go_ = st.form_submit_button("Render from the spectrogram", type="primary", icon=":material/graphic_eq:")
+    widgets.share(seed=int(seed))
+    running = jobs.get("wavenet-voc")
+    if go_ and not (running and running.running):
+        jobs.start("wavenet-voc", f"Rendering {clip.name} from its mel-spectrogram", _vocoder_work(net, clip, int(seed)))
+    elif go_:
+        st.warning("A rendering is already running; wait for it or cancel it.")
+    if jobs.panel("wavenet-voc", _draw_vocoded) is None:
+        st.info("Pick a test clip and press **Render from the spectrogram**.")
+    st.info(judged(VOCODER), icon=":material/hearing:")
+
+
+def _vocoder_work(net, clip, seed: int):
+    """The job: the clip's levels rendered from its own log-mel by the fast sampler (one sequence), timed."""
+    def work(job: jobs.Job):
+        q = fsdd.mu_law_encode(fsdd.peak_normalize(clip.audio))
+        job.meta = {"name": clip.name, "digit": clip.digit, "seed": seed, "real": q}
+        yield {"progress": 0.05}
+        with torch.inference_mode():
+            (vocoded,), elapsed = analysis.vocode(net, [q], seed=seed)
+        job.meta.update(vocoded=vocoded, seconds=elapsed)
+        yield {"progress": 1.0}
+    return work
+
+
+def _draw_vocoded(job: jobs.Job) -> None:
+    meta = dict(job.meta)
+    if "vocoded" not in meta:
+        st.caption("The fast sampler is rendering the clip, one sample at a time.")
+        return
+    real, fake = fsdd.mu_law_decode(meta["real"]).numpy(), fsdd.mu_law_decode(meta["vocoded"]).numpy()
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown(f"**The real clip** ({meta['name']}.wav, test split, mu-law, scaled to peak 1)")
+        st.plotly_chart(_wave_and_spectrogram(real), key="wn_voc_real")
+        _audio(real, f"{meta['name']}.wav, {len(real) / RATE:.2f} s")
+        if heard := verdict(meta["real"]):
+            st.markdown(f"Asked which digit this is, {heard}.")
+    with right:
+        st.markdown(f"**Rendered by the vocoder from its mel-spectrogram** (seed {meta['seed']})")
+        st.plotly_chart(_wave_and_spectrogram(fake), key="wn_voc_fake")
+        _audio(fake, f"Rendered in {meta['seconds']:.1f} s ({1000 * meta['seconds'] / len(fake):.2f} ms per sample, "
+                     "fast sampler)")
+        if heard := verdict(meta["vocoded"]):
+            st.markdown(f"Asked which digit this is, {heard}.")
+    st.caption("Same spectrogram, a different waveform: the vocoder draws every sample from its softmax, so the "
+               "phase and the fine detail are its own; a new seed gives another rendering of the same clip.")
 
 
 # --- gallery ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ VIEWS = {
     "stack": ("Dilated causal stack", views.stack),
     "predict": ("Teacher-forced prediction", views.predict),
     "generate": ("Generation: naive vs fast", views.generate),
+    "vocoder": ("Vocoder: from a spectrogram", views.vocoder),
 }
 view = widgets.view_selector({k: v[0] for k, v in VIEWS.items()}, key="wavenet_view")
 VIEWS[view][1]()

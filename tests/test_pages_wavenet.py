@@ -1,7 +1,8 @@
 """The WaveNet page through AppTest: every view runs, the clip picker and the stack's controls change what is drawn
 and go into the URL, the prediction window moves, generation gives identical naive and fast waveforms, and bad
 input (absurd URL values, typed dilations that are not numbers, no data folder, a missing or corrupt checkpoint)
-gives a message. Views that need the bundled wavenet-fsdd checkpoint skip when it is absent."""
+gives a message; the vocoder renders a test clip from its mel-spectrogram and the classifier's verdicts are shown.
+Views that need a bundled checkpoint skip when it is absent."""
 from __future__ import annotations
 
 import shutil
@@ -14,11 +15,13 @@ from engine import api
 from tests import apptest
 
 PAGE = "app_pages/wavenet.py"
-VIEWS = ["mulaw", "stack", "predict", "generate"]
+VIEWS = ["mulaw", "stack", "predict", "generate", "vocoder"]
 HAS_DATA = api.fsdd.available()
 HAS_MODEL = (api.BUNDLED_DIR / wavenet_views.MODEL).exists()
+HAS_VOCODER = (api.BUNDLED_DIR / wavenet_views.VOCODER).exists() and (api.BUNDLED_DIR / wavenet_views.JUDGE).exists()
 needs_data = pytest.mark.skipif(not HAS_DATA, reason="the FSDD recordings are not installed")
 needs_model = pytest.mark.skipif(not (HAS_DATA and HAS_MODEL), reason="no bundled wavenet-fsdd checkpoint")
+needs_vocoder = pytest.mark.skipif(not (HAS_DATA and HAS_VOCODER), reason="no bundled vocoder and classifier")
 
 
 def open_view(view: str, **params) -> AppTest:
@@ -32,8 +35,8 @@ param = apptest.param
 @needs_data
 @pytest.mark.parametrize("view", VIEWS)
 def test_view_runs_without_errors(clear_streamlit_caches, view):
-    if view in ("predict", "generate") and not HAS_MODEL:
-        pytest.skip("no bundled wavenet-fsdd checkpoint")
+    if view in ("predict", "generate") and not HAS_MODEL or view == "vocoder" and not HAS_VOCODER:
+        pytest.skip("no bundled checkpoint for this view")
     at = open_view(view)
     assert not at.error, [e.value for e in at.error]
     assert not [w for w in at.warning if "no measured test" not in w.value]
@@ -122,11 +125,35 @@ def test_generation_gives_identical_naive_and_fast_waveforms(clear_streamlit_cac
     assert shown["Same waveform"] == "identical" and "Naive" in shown and "Fast" in shown
     assert len(at.get("audio")) == 3  # generated (fast), the real clip, the naive prefix
     assert any("Generated '4'" in m.value for m in at.markdown)
+    if (api.BUNDLED_DIR / wavenet_views.JUDGE).exists():  # the classifier's verdict on both clips, its measured score
+        assert sum("the classifier hears" in m.value for m in at.markdown) == 2
+        assert any("right on real test clips" in i.value and "generated clips" in i.value for i in at.info)
+
+
+@needs_vocoder
+def test_vocoder_renders_a_test_clip_from_its_spectrogram(clear_streamlit_caches):
+    shortest = min(api.fsdd.clips("test"), key=lambda c: len(c.audio))  # a fast test: the shortest test clip
+    at = open_view("vocoder", digit=shortest.digit, speaker=shortest.speaker, take=shortest.take, seed=2)
+    assert not at.error and any("right on real test clips" in i.value and "vocoded" in i.value for i in at.info)
+    assert at.number_input(key="wn_voc_seed").value == 2
+    at.button[0].click().run()  # the form's Render button
+    apptest.wait_for_job(at, seconds=300)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("audio")) == 2 and len(at.get("plotly_chart")) == 2
+    assert sum("the classifier hears" in m.value for m in at.markdown) == 2
+    assert any(f"{shortest.name}.wav" in m.value for m in at.markdown)
+    assert any("ms per sample, fast sampler" in c.value for c in at.caption)
+
+
+@needs_vocoder
+def test_vocoder_bad_url_values_warn(clear_streamlit_caches):
+    at = open_view("vocoder", seed=-5, take=9)
+    assert len(at.warning) == 2 and at.number_input(key="wn_voc_seed").value == 0 and not at.error
 
 
 def test_no_data_folder_gives_a_message(clear_streamlit_caches, monkeypatch, tmp_path):
     monkeypatch.setenv("DGM_DATA_DIR", str(tmp_path))
-    for view in ("mulaw", "predict", "generate"):
+    for view in ("mulaw", "predict", "generate", "vocoder"):
         at = open_view(view)
         assert any("Free Spoken Digit Dataset is not available" in e.value for e in at.error), view
     assert not open_view("stack").error  # the stack needs no data
@@ -144,3 +171,15 @@ def test_missing_or_corrupt_checkpoint_gives_a_message(clear_streamlit_caches, t
     at = open_view("generate")
     assert any("missing" in e.value for e in at.error)
     assert not open_view("mulaw").error  # the mu-law view needs no model
+    at = open_view("vocoder")
+    assert any(wavenet_views.VOCODER in e.value and "missing" in e.value for e in at.error)
+
+
+@needs_vocoder
+def test_corrupt_vocoder_gives_a_message(clear_streamlit_caches, tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(api.resolve(wavenet_views.VOCODER), folder / wavenet_views.VOCODER)
+    monkeypatch.setattr(api, "BUNDLED_DIR", folder)
+    (folder / wavenet_views.VOCODER / "model.safetensors").write_bytes(b"broken")
+    at = open_view("vocoder")
+    assert any("vocoder cannot be loaded" in e.value for e in at.error) and not at.button

@@ -198,9 +198,9 @@ class DBN(Model):
     def filters(self, layer: int) -> torch.Tensor:
         """Each unit of `layer` (1-based) as pixel weights (n_layer, D): W_1's columns for layer 1; above it,
         the positive-weighted sum of the filters below (W_1 relu(W_2) ... relu(W_layer))."""
-        eff = self.rbms[0].W  # (D, n_1)
+        eff = self.rbms[0].W.detach()  # (D, n_1)
         for rbm in self.rbms[1:layer]:
-            eff = eff @ rbm.W.clamp_min(0)
+            eff = eff @ rbm.W.detach().clamp_min(0)
         return eff.t()
 
     @torch.no_grad()

@@ -381,12 +381,12 @@ def judged(name: str) -> str:
     if not j:
         return f"(How many of its clips a digit classifier recognises is not measured for {name}.)"
     if j["what"].startswith("vocoded"):
-        return (f"Measured: the classifier that is {100 * j['classifier_test_accuracy']:.0f}% right on real test clips "
+        return (f"Measured: the classifier that is {100 * j['classifier_test_accuracy']:.1f}% right on real test clips "
                 f"recognised **{j['recognised']} of {j['clips']} vocoded test clips** (2 per digit, each rendered "
                 f"from its own mel-spectrogram by the fast sampler, seed {j['seed']}); the same {j['clips']} real "
                 f"clips: {j['real_recognised']} of {j['clips']}.")
     heard = max(range(10), key=j["predicted"].count)  # the label babble lands on most
-    return (f"Measured: the classifier that is {100 * j['classifier_test_accuracy']:.0f}% right on real test clips "
+    return (f"Measured: the classifier that is {100 * j['classifier_test_accuracy']:.1f}% right on real test clips "
             f"recognised **{j['recognised']} of {j['clips']} generated clips** ({j['per_digit']} per digit, "
             f"{j['seconds_each']} s each, fast sampler, seed {j['seed']}; chance is 1 in 10), and it heard "
             f"'{heard}' in {j['predicted'].count(heard)} of the {j['clips']}: much of the babble sounds alike to it.")

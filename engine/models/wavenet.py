@@ -9,6 +9,10 @@ References:
 - Paine, Khorrami, Chang, Zhang, Ramachandran, Hasegawa-Johnson & Huang (2016), "Fast Wavenet Generation
   Algorithm", arXiv:1611.09482 (per-layer queues of past activations: O(layers) work per sample instead of a
   pass over the whole receptive field).
+- Shen et al. (2018), "Natural TTS Synthesis by Conditioning WaveNet on Mel Spectrogram Predictions" (a WaveNet
+  vocoder on mel-spectrograms); here the paper's section 2.5 local conditioning with `mel_bins` > 0: the clip's
+  log-mel spectrogram (engine.data.fsdd.log_mel of the decoded levels), a 3-frame convolution, nearest-frame
+  upsampling, and a 1x1 convolution into every gate. The audio path stays causal; the mel is given whole.
 
 Shapes and units: levels q (B, T) int64 in 0..255 (engine.data.fsdd.mu_law_encode of 8 kHz audio); digits (B,)
 int64; a training batch is (B, 1 + T) rows [digit, q_0, ..., q_{T-1}] (fsdd.labelled). The network reads the

@@ -82,36 +82,38 @@ def diagram_png(frame: dict) -> bytes:
     """One frame of the wake/sleep animation as a PNG: the hidden layer on top, the pixels below, the recognition
     connections (up, left) and the generative ones (down, right), the active pass drawn bold, the phase's
     error signal at the side."""
-    img = Image.new("RGB", (980, 630), "white")
+    img = Image.new("RGB", (980, 680), "white")
     pen = ImageDraw.Draw(img)
     wake = frame["phase"] == "wake"
-    pen.rounded_rectangle((14, 14, 190, 66), 10, fill=(254, 235, 200) if wake else (44, 55, 92))
-    pen.text((102, 40), "WAKE" if wake else "SLEEP", font=_font(30), anchor="mm", fill="black" if wake else "white")
+    pen.text((490, 656), frame["label"], font=_font(24), anchor="mm", fill="black")
+    pen.rounded_rectangle((10, 10, 160, 58), 10, fill=(254, 235, 200) if wake else (44, 55, 92))
+    pen.text((85, 34), "WAKE" if wake else "SLEEP", font=_font(27), anchor="mm", fill="black" if wake else "white")
     hidden = _cells(frame["hidden"], 10, 20, 16)  # 200 units, 320 x 160
     visible = _cells(frame["visible"], 28, 28, 9)  # 784 pixels, 252 x 252
     img.paste(hidden, (200, 60))
     img.paste(visible, (234, 330))
     pen.rectangle((199, 59, 520, 220), outline="black")
     pen.rectangle((233, 329, 486, 582), outline="black")
-    pen.text((360, 52), "hidden code h (200 binary units)", font=_font(18), anchor="md", fill="black")
-    pen.text((360, 608), "pixels x (28 × 28)", font=_font(18), anchor="mm", fill="black")
+    pen.text((360, 52), "hidden code h (200 binary units)", font=_font(21), anchor="md", fill="black")
+    pen.text((360, 606), "pixels x (28 × 28)", font=_font(21), anchor="mm", fill="black")
     active = frame["active"]
     up_colour, down_colour = (UP if active == "up" else IDLE), (DOWN if active == "down" else IDLE)
     _arrow(pen, 262, 320, 230, up_colour, 9 if active == "up" else 4)
-    pen.multiline_text((226, 276), "recognition (up)\nq(h|x), weights R", font=_font(17), anchor="rm",
+    pen.multiline_text((232, 276), "recognition (up)\nq(h|x), weights R", font=_font(21), anchor="rm",
                        fill=up_colour, align="right")
     _arrow(pen, 458, 230, 320, down_colour, 9 if active == "down" else 4)
-    pen.multiline_text((494, 276), "generative (down)\np(x|h), weights W", font=_font(17), anchor="lm",
+    pen.multiline_text((488, 276), "generative (down)\np(x|h), weights W", font=_font(21), anchor="lm",
                        fill=down_colour)
     if frame["signal"] is not None:
         on_visible = frame["signal_on"] == "visible"
         panel = _cells(frame["signal"], 28, 28, 9, signed=True) if on_visible else \
             _cells(frame["signal"], 10, 20, 13, signed=True, )
-        x0, y0 = (700, 330) if on_visible else (700, 90)
+        x0, y0 = (712, 330) if on_visible else (712, 90)
         img.paste(panel, (x0, y0))
         pen.rectangle((x0 - 1, y0 - 1, x0 + panel.width, y0 + panel.height), outline="black")
         title = "error x − p(x|h)\n(red: turn on, blue: off)" if on_visible else "error h − q(h|x)\n(red: up, blue: down)"
-        pen.text((x0 + panel.width // 2, y0 - 8), title, font=_font(17), anchor="md", fill="black", align="center")
+        pen.multiline_text((x0 + panel.width // 2, y0 - 8), title, font=_font(20), anchor="md", fill="black",
+                           align="center")
     out = io.BytesIO()
     img.save(out, format="PNG", optimize=False)
     return out.getvalue()
@@ -119,7 +121,7 @@ def diagram_png(frame: dict) -> bytes:
 
 def phases_figure(frames: list[dict], pngs: list[bytes]) -> go.Figure:
     """The eight frames as one browser-played figure: an image per frame, Play, and a slider labelled by step."""
-    labels = [f["label"] for f in frames]
+    labels = [f"{f['phase']} {1 + i % 4}" for i, f in enumerate(frames)]  # the frame's full story is in its picture
     sources = [plots.data_uri(p) for p in pngs]
     fig = go.Figure(go.Image(source=sources[0], hoverinfo="skip"))
     fig.frames = [go.Frame(data=[go.Image(source=s)], name=str(i)) for i, s in enumerate(sources)]
@@ -128,14 +130,17 @@ def phases_figure(frames: list[dict], pngs: list[bytes]) -> go.Figure:
     pause = dict(label="❚❚ Pause", method="animate",
                  args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])
     fig.update_layout(
-        height=690, margin=dict(l=0, r=0, t=10, b=10), font=plots.FONT,
+        height=720, margin=dict(l=0, r=0, t=10, b=10), font=plots.FONT,
         updatemenus=[dict(type="buttons", buttons=[play, pause], direction="left", x=0, y=-0.02, xanchor="left",
-                          yanchor="top", pad=dict(t=10, r=10), font=dict(size=16))],
-        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.02, yanchor="top", currentvalue=dict(prefix="", font=dict(size=18)),
+                          yanchor="top", pad=dict(t=10, r=10), font=dict(size=15))],
+        sliders=[dict(active=0, x=0.26, len=0.7, y=-0.02, yanchor="top",
+                      currentvalue=dict(prefix="step: ", font=dict(size=18)),
                       steps=[dict(label=lab, method="animate", args=[[str(i)], dict(
                           mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
                              for i, lab in enumerate(labels)])])
-    fig.update_xaxes(visible=False).update_yaxes(visible=False)
+    width, height = Image.open(io.BytesIO(pngs[0])).size  # fixed ranges: every frame shows the whole picture
+    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], autorange=False, constrain="domain")
+    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], autorange=False, scaleanchor="x", constrain="domain")
     return fig
 
 
@@ -156,9 +161,10 @@ def phases() -> None:
                 "**dreams** a code and a digit top-down, and the recognition net learns to recover the dreamed code "
                 "from the dreamed digit (ascend log q(h|x)). Neither phase follows the gradient of one objective. "
                 "The model is the bundled wake-sleep SBN-200.")
-    c1, c2 = st.columns([3, 1], gap="large")
-    with c2:
+    c1, c2, c3 = st.columns([2, 1, 1], gap="large")
+    with c1:
         grey = digit_input.digit("hm_digit", "Wake-phase digit", widgets.url_int("digit", 0, 9_999, 0))
+    with c2:
         seed = int(st.number_input("Seed (binarization, code, dream)", 0, 9_999, widgets.url_int("seed", 0, 9_999, 0),
                                    key="hm_seed"))
     if grey is None:
@@ -167,20 +173,22 @@ def phases() -> None:
         widgets.share(digit=int(st.session_state.get("hm_digit_idx", 0)))
     widgets.share(seed=seed)
     frames, pngs, numbers = _phases(bundled_fingerprint(WS), tuple(np.asarray(grey, dtype=np.float32).tolist()), seed)
-    with c1:
-        st.plotly_chart(phases_figure(frames, pngs), key="hm_phases", config={"displayModeBar": False})
-        st.caption("Press Play, or drag the slider: the frames play in the browser. Left arrow, red when active: the "
-                   "recognition connections (up). Right arrow, blue when active: the generative connections (down). "
-                   "Grey levels on the code are probabilities, black/white squares sampled binary units.")
-    wake, sleep, eps = numbers["wake"], numbers["sleep"], numbers["step_size"]
-    with c2:
-        st.metric("Wake: log p(x, h) before → after", f"{wake['log_p_xh_before']:.1f} → {wake['log_p_xh_after']:.1f}",
-                  help=f"One plain gradient step (ε = {eps}) on this digit and code, generative weights only; nats.")
-        st.metric("Sleep: log q(h|x) on the dream", f"{sleep['log_q_before']:.1f} → {sleep['log_q_after']:.1f}",
-                  help=f"One plain gradient step (ε = {eps}) on this dream, recognition weights only; nats.")
-        st.caption(f"Code units on: {wake['code_units_on']} (wake), {sleep['code_units_on']} (dream).")
+    with c3:
         widgets.download_zip({f"helmholtz-frame{i + 1}.png": p for i, p in enumerate(pngs)},
                              f"helmholtz-wake-sleep-seed{seed}.zip", key="dl_hm_phases", label="Download frames (ZIP)")
+    st.plotly_chart(phases_figure(frames, pngs), key="hm_phases", config={"displayModeBar": False})
+    st.caption("Press Play, or drag the slider: the eight frames play in the browser. Left arrow, red when active: the "
+               "recognition connections (up). Right arrow, blue when active: the generative connections (down). Grey "
+               "levels on the code are probabilities, black and white squares sampled binary units.")
+    wake, sleep, eps = numbers["wake"], numbers["sleep"], numbers["step_size"]
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Wake step: log p(x, h) after", f"{wake['log_p_xh_after']:.1f}",
+              f"{wake['log_p_xh_after'] - wake['log_p_xh_before']:+.1f} from {wake['log_p_xh_before']:.1f}",
+              help=f"One plain gradient step (ε = {eps}) on this digit and code, generative weights only; nats.")
+    m2.metric("Sleep step: log q(h|x) after", f"{sleep['log_q_after']:.1f}",
+              f"{sleep['log_q_after'] - sleep['log_q_before']:+.1f} from {sleep['log_q_before']:.1f}",
+              help=f"One plain gradient step (ε = {eps}) on this dream, recognition weights only; nats.")
+    m3.metric("Code units on (wake, dream)", f"{wake['code_units_on']}, {sleep['code_units_on']}")
 
 
 # --- WS vs RWS vs VAE ----------------------------------------------------------------------------------
@@ -209,7 +217,8 @@ def _samples_png(fingerprint: str, name: str, seed: int) -> bytes:
 def compare() -> None:
     st.subheader("Wake-sleep, reweighted wake-sleep and the VAE, same width")
     st.markdown("Three models with one stochastic layer of 200 units and linear nets either way, trained on the "
-                "same digits for the same number of steps: the sigmoid belief net by **wake-sleep**, the same net by "
+                "same digits (wake-sleep for 6,000 steps; the other two, faster learners, for 3,000): the sigmoid belief "
+                "net by **wake-sleep**, the same net by "
                 "**reweighted wake-sleep** (K = 5 codes from q per digit, weighted by p(x, h)/q(h|x)), and 200 "
                 "Gaussian latents by the **ELBO with reparameterized gradients** (a VAE).")
     st.plotly_chart(curves_figure(list(MODELS)), key="hm_curves")
@@ -229,7 +238,8 @@ def compare() -> None:
                "lean high. ± is one standard error over digits. Steps: RWS and the VAE were trained for half the steps "
                "of wake-sleep (a shared, busy CPU).")
     widgets.download_csv(rows, "helmholtz-comparison.csv", key="dl_hm_table")
-    seed = int(st.number_input("Sample seed", 0, 9_999, widgets.url_int("seed", 0, 9_999, 0), key="hm_sample_seed"))
+    seed = int(st.columns(4)[0].number_input("Sample seed", 0, 9_999, widgets.url_int("seed", 0, 9_999, 0),
+                                             key="hm_sample_seed"))
     widgets.share(seed=seed)
     for col, name in zip(st.columns(3), MODELS):
         with col:
@@ -243,7 +253,7 @@ EA_DEFAULTS = {"prior": 10, "w1": 12, "w2": 12, "bias": -6}  # prior in percent
 
 
 def explaining_away_figure(result: dict) -> go.Figure:
-    states = ["c₁=0, c₂=0", "c₁=0, c₂=1", "c₁=1, c₂=0", "c₁=1, c₂=1"]
+    states = ["0, 0", "0, 1", "1, 0", "1, 1"]
     sleep, elbo = result["fits"]["sleep"], result["fits"]["elbo"]
     panels = [("exact posterior p(c | e = 1)", result["posterior"], "#4a5568"),
               ("sleep's fit: min KL(p ‖ q)", sleep["distribution"], "#dd6b20"),
@@ -256,7 +266,7 @@ def explaining_away_figure(result: dict) -> go.Figure:
     fig.update_yaxes(range=[0, 1.15], title_text="probability", row=1, col=1)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=10), font=plots.FONT, bargap=0.25)
     fig.update_annotations(font_size=17)
-    fig.update_xaxes(tickfont=dict(size=14))
+    fig.update_xaxes(type="category", tickfont=dict(size=18), title_text="causes (c₁, c₂)", title_font=dict(size=15))
     return fig
 
 
@@ -269,20 +279,20 @@ def explaining_away() -> None:
                 "express. The sleep phase fits q to the posterior's marginals (min KL(p‖q): it averages the "
                 "explanations and puts mass on impossible ones); the ELBO's best factorial q (min KL(q‖p)) commits "
                 "to one explanation. All three are computed exactly over the four states.")
-    c1, c2 = st.columns([1, 3], gap="large")
+    st.latex(r"p(c_i{=}1)=\pi\qquad p(e{=}1\mid c_1,c_2)=\sigma(b+w_1c_1+w_2c_2)\qquad\text{observed: }e=1")
+    c1, c2 = st.columns([1, 2.3], gap="large")
     with c1:
-        prior = st.slider("Prior of each cause, p(cᵢ = 1) (%)", 1, 50, widgets.url_int("prior", 1, 50, EA_DEFAULTS["prior"]),
+        prior = st.slider("Prior π of each cause (%)", 1, 50, widgets.url_int("prior", 1, 50, EA_DEFAULTS["prior"]),
                           key="hm_prior")
         w1 = st.slider("Weight w₁ (cause 1 → effect)", 0, 20, widgets.url_int("w1", 0, 20, EA_DEFAULTS["w1"]), key="hm_w1")
         w2 = st.slider("Weight w₂ (cause 2 → effect)", 0, 20, widgets.url_int("w2", 0, 20, EA_DEFAULTS["w2"]), key="hm_w2")
         bias = st.slider("Effect bias b", -10, 0, widgets.url_int("bias", -10, 0, EA_DEFAULTS["bias"]), key="hm_bias")
-        st.latex(r"p(e{=}1\mid c)=\sigma(b+w_1c_1+w_2c_2)")
     widgets.share(prior=prior, w1=w1, w2=w2, bias=bias)
     result = _explaining_away(prior, w1, w2, bias)
     sleep, elbo = result["fits"]["sleep"], result["fits"]["elbo"]
     with c2:
         st.plotly_chart(explaining_away_figure(result), key="hm_ea")
-        m = st.columns(4)
+        m = [*st.columns(2), *st.columns(2)]
         m[0].metric("Sleep fit q(c₁=1), q(c₂=1)", f"{sleep['q'][0]:.2f}, {sleep['q'][1]:.2f}")
         m[1].metric("ELBO fit q(c₁=1), q(c₂=1)", f"{elbo['q'][0]:.2f}, {elbo['q'][1]:.2f}")
         m[2].metric("KL(p‖q): sleep / ELBO fit", f"{sleep['kl_p_q']:.2f} / {elbo['kl_p_q']:.2f}",
@@ -334,7 +344,11 @@ def noise() -> None:
                              name=group, marker_color=COLOURS[name], text=[f"{result[name][k]['median_snr']:.3f}"
                                                                            for k in keys], textposition="outside"))
     fig.update_layout(barmode="group", height=430, font=plots.FONT, margin=dict(l=10, r=10, t=30, b=10),
-                      yaxis=dict(type="log", title="median SNR (log scale)"), legend=dict(orientation="h", y=1.12))
+                      yaxis=dict(type="log", title="median SNR (log scale)", tickvals=[0.001, 0.01, 0.1, 1],
+                                 ticktext=["0.001", "0.01", "0.1", "1"]),
+                      legend=dict(orientation="h", y=1.12))
+    fig.add_annotation(x="reparameterization", y=-2.3, yref="y", xshift=60, text="none for<br>binary codes",
+                       showarrow=False, font=dict(size=15, color="#2b6cb0"))
     st.plotly_chart(fig, key="hm_snr")
     st.caption(f"Measured on the bundled VAE and RWS models, the first {SNR_IMAGES} test digits (seeded "
                f"binarization), {SNR_DRAWS} independent one-sample estimates per digit, of the gradient in the recognition "

@@ -15,7 +15,7 @@ widgets.header(
     "train both nets on one bound with reparameterized samples, and you have the VAE.",
     r"p_\theta(\mathbf x,\mathbf h)=\prod_j\sigma(c_j)^{h_j}\big(1-\sigma(c_j)\big)^{1-h_j}"
     r"\prod_i p\big(x_i\mid\mathbf h\big),\quad p(x_i{=}1\mid\mathbf h)=\sigma\Big(b_i+\sum_j W_{ij}h_j\Big)",
-    r"q_\phi(h_j{=}1\mid\mathbf x)=\sigma\Big(d_j+\sum_i R_{ji}x_i\Big)\qquad"
+    r"q_\phi(h_j{=}1\mid\mathbf x)=\sigma\Big(d_j+\sum_i R_{ji}x_i\Big)",
     r"\text{wake: }\max_\theta\ \mathbb E_{q_\phi(\mathbf h\mid\mathbf x)}\log p_\theta(\mathbf x,\mathbf h)\qquad"
     r"\text{sleep: }\max_\phi\ \mathbb E_{p_\theta(\mathbf x,\mathbf h)}\log q_\phi(\mathbf h\mid\mathbf x)",
 )

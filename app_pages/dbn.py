@@ -13,7 +13,7 @@ widgets.header(
     "directed, generating downwards through the weights it learned as an RBM. Going up, the same weights "
     "(transposed) give a fast, approximate inference q(h | v). It is learned greedily, one RBM at a time.",
     r"P(\mathbf v,\mathbf h_1,\mathbf h_2)=P(\mathbf v\mid\mathbf h_1)\,P(\mathbf h_1,\mathbf h_2),\qquad "
-    r"P(v_i{=}1\mid\mathbf h_1)=\sigma\Big(b_i+\sum_j W^{(1)}_{ij}h_{1j}\Big),\qquad "
+    r"P(v_i{=}1\mid\mathbf h_1)=\sigma\Big(b_i+\sum_j W^{(1)}_{ij}h_{1j}\Big)",
     r"P(\mathbf h_1,\mathbf h_2)=\frac{1}{\mathcal Z}e^{\mathbf h_1^\top W^{(2)}\mathbf h_2+\mathbf b_2^\top\mathbf h_1"
     r"+\mathbf a_2^\top\mathbf h_2}",
 )

@@ -78,13 +78,13 @@ def test_likelihood_numbers_are_labelled_and_ordered(clear_streamlit_caches):
     ll = api.read_metrics(api.resolve("dbn-mnist"))["test_log_likelihood"]
     assert m["DBN: variational lower bound"] == f"{ll['lower_bound']:.2f} nats"
     assert "Layer 1 alone (the RBM): AIS estimate" in m
-    bound = float(m["Lower bound (mean of log w)"].split()[0])
+    bound = float(m["Bound: mean log w"].split()[0])
     at.select_slider(key="dbn_k").set_value(10000).run()
     m = apptest.metrics(at)
-    assert float(m["IS estimate with k = 10,000"].split()[0]) >= bound - 1e-6
+    assert float(m["IS estimate, k = 10,000"].split()[0]) >= bound - 1e-6
     assert apptest.param(at, "digit") == "3"
     at.number_input(key="dbn_like_idx").set_value(4).run()
-    assert float(apptest.metrics(at)["Lower bound (mean of log w)"].split()[0]) != bound
+    assert float(apptest.metrics(at)["Bound: mean log w"].split()[0]) != bound
     at = open_view("likelihood", digit=123456)
     assert len(at.warning) == 1
 

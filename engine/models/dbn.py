@@ -78,13 +78,14 @@ class DBN(Model):
 
     def __init__(self, config: DBNConfig) -> None:
         super().__init__(config)
-        if len(config.sizes) < 2:
-            raise ValueError(f"a DBN needs at least two layer sizes, got {config.sizes}")
+        if len(config.sizes) < 2 or min(config.sizes) < 1 or config.sample_steps < 1:
+            raise ValueError(f"a DBN needs two or more positive layer sizes (got {config.sizes}) and sample_steps "
+                             f">= 1 (got {config.sample_steps})")
         shapes = [config.image_shape] + [(1, n) for n in config.sizes[1:-1]]
         self.rbms = nn.ModuleList(
             RBM(RBMConfig(n_visible=n_v, n_hidden=n_h, image_shape=tuple(shape), init_std=config.init_std))
             for n_v, n_h, shape in zip(config.sizes[:-1], config.sizes[1:], shapes))
-        self.register_buffer("n_trained", torch.tensor(0))
+        self.register_buffer("n_trained", torch.zeros(1, dtype=torch.long))  # (1,): layers built so far
 
     @property
     def layers(self) -> int:
@@ -219,9 +220,14 @@ class DBN(Model):
 
     # --- greedy training ------------------------------------------------------------------------
     def loss(self, batch: torch.Tensor, *, generator=None) -> dict[str, torch.Tensor]:
-        """The top RBM's CD-1 surrogate on h_{L-1} ~ q (see RBM.loss)."""
-        x = self.up_sample(batch, self.layers - 1, generator)[-1] if self.layers > 1 else batch
-        return self.top.loss(x, generator=generator)
+        """The greedy objective of every layer: the sum of each RBM's CD-1 surrogate (see RBM.loss) on its own
+        input, v for layer 1 and h_{l-1} ~ q passed up (without gradient) for the layers above."""
+        gaps, x = [], batch
+        for rbm in self.rbms:
+            gaps.append(rbm.loss(x, generator=generator)["loss"])
+            with torch.no_grad():
+                x = bernoulli(rbm.p_h(x), generator)
+        return {"loss": torch.stack(gaps).sum(), "free_energy_gap": gaps[self.layers - 1].detach()}
 
     def make_optimizers(self, **hparams) -> list["GreedyLayerwise"]:
         return [GreedyLayerwise(self, **hparams)]
@@ -290,7 +296,9 @@ class GreedyLayerwise:
     as it is, e.g. a base RBM). The Trainer calls set_progress(fraction) at each epoch start; the layer
     whose share holds the fraction trains, with its own linear learning-rate decay."""
 
-    def __init__(self, dbn: DBN, *, layer_epochs: list[int], **cd_settings) -> None:
+    def __init__(self, dbn: DBN, *, layer_epochs: list[int] | None = None, **cd_settings) -> None:
+        if layer_epochs is None:  # every layer not yet built gets an equal share
+            layer_epochs = [0 if i < int(dbn.n_trained) else 1 for i in range(len(dbn.rbms))]
         if len(layer_epochs) != len(dbn.rbms):
             raise ValueError(f"layer_epochs {layer_epochs} needs one entry per layer ({len(dbn.rbms)})")
         first = next((i for i, e in enumerate(layer_epochs) if e), None)

@@ -207,6 +207,9 @@ def _bound_figure(steps: list[dict]) -> go.Figure:
     fig = go.Figure(go.Scatter(x=x, y=[s["lower_bound"] for s in steps], mode="lines+markers+text",
                                text=[f"{s['lower_bound']:.1f}" for s in steps], textposition="top center",
                                name="lower bound"))
+    values = [s["lower_bound"] for s in steps]
+    pad = 0.15 * (max(values) - min(values)) + 1
+    fig.update_yaxes(range=[min(values) - pad, max(values) + pad])
     fig.update_layout(yaxis_title="test log-likelihood bound (nats)", height=300,
                       margin=dict(l=10, r=10, t=30, b=10), font=plots.FONT)
     return fig

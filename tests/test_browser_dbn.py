@@ -43,3 +43,18 @@ def test_the_wide_dbn_has_learned_parts(page: Page, app_url: str):
     expect(page.locator("[data-testid='stImage']").first).to_be_visible(timeout=120_000)
     assert_no_exception(page)
     screenshot(page, ARTIFACTS / "dbn_features-wide.png")
+
+
+def test_a_build_shows_each_step(page: Page, app_url: str):
+    """A small DBN (784-50-50, one epoch per layer) built live: each step's features and bound appear."""
+    open_page(page, f"{app_url}/dbn?view=build")
+    for name in ("Layer 1 hidden units", "Layer 2 hidden units", "Epochs per layer"):  # the smallest values
+        page.get_by_role("slider", name=name).first.focus()
+        for _ in range(8):
+            page.keyboard.press("ArrowLeft")
+    page.get_by_role("button", name="Build, layer by layer").click()
+    expect(page.get_by_text("Building a 784-50-50 DBN").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("finished in")).to_be_visible(timeout=400_000)
+    expect(page.get_by_text("Step 2: DBN 784-50-50")).to_be_visible()
+    assert_no_exception(page)
+    screenshot(page, ARTIFACTS / "dbn_build-live.png")

@@ -38,7 +38,9 @@ def test_mean_field_animation_follows_the_digit_and_the_bound_rises(clear_stream
     assert at.number_input(key="dbm_mf_idx").value == 3
     fig = json.loads(apptest.charts(at)[0])
     bound = fig["data"][4]["y"]
-    assert len(fig["frames"]) == len(bound) == 31 and all(b2 >= b1 - 1e-6 for b1, b2 in zip(bound, bound[1:]))
+    # float32 mean field on the 784-500-1000 model: rises up to its rounding (the float64 enumeration tests are exact)
+    assert len(fig["frames"]) == len(bound) == 31 and all(b2 >= b1 - 1e-3 for b1, b2 in zip(bound, bound[1:]))
+    assert bound[-1] > bound[0] + 1
     labels = [s["label"] for s in fig["layout"]["sliders"][0]["steps"]]
     assert labels == [str(t) for t in range(31)] and fig["layout"]["sliders"][0]["currentvalue"]["prefix"] == "sweep "
     # the page's number is the engine's bound for this test digit

@@ -184,9 +184,12 @@ class DBM(Model):
             m2.append(mu2)
             vs.append(v)
         mu1, mu2, vs = torch.cat(m1), torch.cat(m2), torch.cat(vs)
-        bound = self.bound_unnormalized(vs, mu1, mu2)
-        if missing is not None:  # the missing pixels' own entropy (their energy terms are in bound_unnormalized)
-            bound = bound + _entropy(torch.where(missing, vs, torch.zeros_like(vs)))
+        W1, W2, b, c, d = (t.double() for t in (self.W1, self.W2, self.b, self.c, self.d))  # the bound in float64
+        v64, m1_64, m2_64 = vs.double(), mu1.double(), mu2.double()
+        bound = (v64 @ b + m1_64 @ c + m2_64 @ d + ((v64 @ W1) * m1_64).sum(-1) + ((m1_64 @ W2) * m2_64).sum(-1)
+                 + _entropy(m1_64) + _entropy(m2_64))
+        if missing is not None:  # the missing pixels' own entropy (their energy terms are in the sum above)
+            bound = bound + _entropy(torch.where(missing, v64, torch.zeros_like(v64)))
         return {"mu1": mu1, "mu2": mu2, "bound": bound, "v": vs, "reconstruction": self.p_v(mu1),
                 "top_down": mu2 @ self.W2.t(), "bottom_up": v_in[0]}
 

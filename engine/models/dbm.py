@@ -97,12 +97,12 @@ class DBM(Model):
         self.register_buffer("offset_v", torch.zeros(D))
         self.register_buffer("offset_h1", torch.zeros(F1))
         self.register_buffer("offset_h2", torch.zeros(F2))
-        # Training log: rows (joint epoch, cheap-AIS log Z, mean MF bound on 1,000 validation digits); NaN = unused.
-        self.register_buffer("bound_log", torch.full((BOUND_LOG_ROWS, 3), float("nan")))
+        # Training log: rows (joint epoch >= 1, cheap-AIS log Z, mean MF bound on 1,000 validation digits); 0 = unused.
+        self.register_buffer("bound_log", torch.zeros(BOUND_LOG_ROWS, 3))
         # The first `kept_chains` persistent chains' states (v, h2) at the last joint update (the model term).
         self.register_buffer("chain_v", torch.zeros(config.kept_chains, D))
         self.register_buffer("chain_h2", torch.zeros(config.kept_chains, F2))
-        self.register_buffer("phase", torch.zeros((), dtype=torch.int64))  # 0, 1: pretraining RBM 1, 2; 2: joint
+        self.register_buffer("phase", torch.zeros(1, dtype=torch.int64))  # 0, 1: pretraining RBM 1, 2; 2: joint
         self._log_z_cheap: float | None = None  # the last cheap-AIS log Z, valid while no update has followed it
         self._updates = 0  # joint updates made by this process (the monitor reports the bound only at an AIS point)
         self._log_z_at = -1
@@ -336,7 +336,7 @@ class DBM(Model):
 
     def bound_history(self) -> list[tuple[int, float, float]]:
         """The logged (joint epoch, cheap-AIS log Z, validation MF bound) rows."""
-        rows = self.bound_log[~torch.isnan(self.bound_log[:, 0])]
+        rows = self.bound_log[self.bound_log[:, 0] > 0]
         return [(int(e), float(z), float(bd)) for e, z, bd in rows.tolist()]
 
     # --- the pretrained stack ------------------------------------------------------------------
@@ -414,7 +414,7 @@ class DBMLearning:
                 dbm.compose(self.h1_bias)
                 for offset in (dbm.offset_v, dbm.offset_h1, dbm.offset_h2):
                     offset.zero_()
-                dbm.bound_log.fill_(float("nan"))
+                dbm.bound_log.zero_()
             dbm.phase.fill_(phase)
             self.velocity = None
         joint = self.epoch - 2 * P
@@ -526,7 +526,7 @@ class DBMLearning:
         dbm._log_z_cheap, dbm._log_z_at = res.log_z, dbm._updates
         valid = mnist.binarized("valid")[:1000].to(dbm.device)
         bound = float(dbm.mf_bound(valid, res.log_z).mean())
-        row = int((~torch.isnan(dbm.bound_log[:, 0])).sum())
+        row = int((dbm.bound_log[:, 0] > 0).sum())
         if row < BOUND_LOG_ROWS:
             dbm.bound_log[row] = torch.tensor([joint_epoch, res.log_z, bound])
         if self.verbose:

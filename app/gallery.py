@@ -32,9 +32,26 @@ def _rbm_label(m: dict) -> str:
             f"({m['split']})")
 
 
+def _dbn_label(m: dict) -> str:
+    return (f"Variational lower bound on the test log-likelihood: {m['lower_bound']:.1f} nats (AIS for the top "
+            f"RBM's log Z); importance-sampled estimate {m['is_estimate']:.1f} (k = {m['is_k']:,}, "
+            f"{m['is_images']:,} test digits)")
+
+
+def _dbm_label(m: dict) -> str:
+    return (f"Mean-field lower bound on the test log-likelihood: {m['mf_bound']['mean']:.1f} nats (AIS log Z, "
+            f"{m['log_z']['n_runs']} runs × {m['log_z']['n_betas']:,} temperatures); importance-sampled estimate "
+            f"{m['is_estimate']['mean']:.1f} (k = {m['is_estimate']['k']:,}, {m['is_estimate']['images']} test digits)")
+
+
 def _vae_label(m: dict) -> str:
     return (f"Importance-sampled test NLL estimate: {m['nll_is']:.1f} nats (k = {m['nll_is_k']}, "
             f"{m['nll_is_images']} test digits); ELBO {m['elbo']:.1f}")
+
+
+def _helmholtz_label(m: dict) -> str:
+    return (f"Importance-sampled test NLL estimate: {m['nll_is']:.1f} ± {m['nll_is_stderr']:.1f} nats (k = "
+            f"{m['nll_is_k']:,}, first {m['images']:,} test digits, seeded binarization); ELBO {m['elbo']:.1f}")
 
 
 def _gan_label(m: dict) -> str:
@@ -75,6 +92,25 @@ _ALL = [
           "784 binary pixels and 500 binary features, trained with persistent contrastive divergence. "
           "Its filters are pen strokes; alternating Gibbs sampling turns noise into digits.",
           "test_log_likelihood", _rbm_label),
+    Entry("dbn-mnist", "Deep belief net", "DBN", "app_pages/dbn.py",
+          "Samples: 1,000 Gibbs sweeps in the top RBM, then one stochastic pass down to the pixels",
+          "A stack of RBMs learned greedily, one layer at a time, on top of the bundled RBM. Its page builds a "
+          "DBN layer by layer live, draws each layer's features, plays the top RBM's chain and tells its "
+          "likelihood honestly: a lower bound and an importance-sampled estimate.",
+          "test_log_likelihood", _dbn_label),
+    Entry("dbm-mnist", "Deep Boltzmann machine", "DBM", "app_pages/dbm.py",
+          "Samples: means p(v = 1 | h1) after 1,000 Gibbs sweeps from noise",
+          "Two hidden layers (500 and 1,000 units), every connection undirected: pretrained as a stack of RBMs, "
+          "then trained jointly with mean field for the data and persistent chains for the model. Its page "
+          "plays mean-field inference sweep by sweep, sets it beside a DBN's bottom-up pass, and bounds its "
+          "likelihood.",
+          "test_log_likelihood", _dbm_label),
+    Entry("helmholtz-rws-mnist", "Helmholtz machine", "Helmholtz machine", "app_pages/helmholtz.py",
+          "Samples: p(x = 1 | h) for binary codes h drawn from the prior",
+          "A sigmoid belief net with 200 binary causes and a recognition net that guesses them, trained by "
+          "reweighted wake-sleep. Its page plays the wake and sleep phases on one diagram, solves explaining "
+          "away exactly, and sets wake-sleep beside the VAE it led to.",
+          "test", _helmholtz_label),
     Entry("vae-mnist", "Variational autoencoder", "VAE", "app_pages/vae.py",
           "Samples: decoder means p(x = 1 | z) for codes z drawn from the prior",
           "A 50-dimensional Gaussian code and a Bernoulli decoder (784-200-200-50, tanh), trained on the "

@@ -173,11 +173,57 @@ def _evaluate_language_model(model, out: Path) -> None:
         print("memory:", test["curve"]["mem_len"], "\ntest ppl:", [round(p, 1) for p in test["curve"]["test_ppl"]])
 
 
+def _evaluate_dbm(model, out: Path, runs: int, betas: int) -> None:
+    from engine.models.dbm import iter_evaluation
+    result = None
+    for update in iter_evaluation(model, n_runs=runs, n_betas=betas):
+        _bar(update["progress"], update.get("stage", ""))
+        result = update.get("result", result)
+    sys.stderr.write("\n")
+    metrics = {**api.read_metrics(out), "test_log_likelihood": result}
+    checkpoint.save(model, out, card=cards.dbm_card(model, metrics), metrics=metrics)
+    z, mf, est = result["log_z"], result["mf_bound"], result["is_estimate"]
+    print(f"log Z = {z['estimate']:.2f} ± {z['std_error']:.3f} (AIS, {z['n_runs']} runs, {z['n_betas']} betas); "
+          f"test MF bound {mf['mean']:.2f} ± {mf['stderr_with_log_z']:.2f} nats; IS estimate {est['mean']:.2f} "
+          f"(k = {est['k']}, {est['images']} images, bound there {est['bound_on_same_images']:.2f}, mean ESS "
+          f"{est['ess_mean']:.1f})")
+
+
+def _evaluate_dbn(model, out: Path, runs: int, betas: int, is_k: int, is_images: int) -> None:
+    """A DBN's variational lower bound and IS estimate (AIS for the top RBM's log Z), and the card."""
+    result = None
+    for update in api.iter_dbn_evaluation(model, n_runs=runs, n_betas=betas, is_k=is_k, is_images=is_images):
+        _bar(update["progress"], update.get("stage", ""))
+        result = update.get("result", result)
+    sys.stderr.write("\n")
+    metrics = {**api.read_metrics(out), "test_log_likelihood": result}
+    if model.config.base_rbm:
+        metrics["base_rbm"] = api.read_metrics(api.resolve(model.config.base_rbm))
+    checkpoint.save(model, out, card=cards.dbn_card(model, metrics), metrics=metrics)
+    print(f"test lower bound {result['lower_bound']:.2f} ± {result['lower_bound_stderr']:.2f} nats; IS estimate "
+          f"{result['is_estimate']:.2f} (k = {is_k}, {result['is_images']} images; bound there "
+          f"{result['same_images_lower_bound']:.2f}); log Z = {result['log_z']:.2f} ± {result['log_z_std']:.3f}")
+
+
 def cmd_eval(args) -> None:
     model = api.load(args.checkpoint)
     folder = api.resolve(args.checkpoint)
-    if hasattr(model, "free_energy"):
+    if model.model_type == "parts":  # faces, not MNIST: locality of the parts and dead units (no AIS)
+        metrics = {**api.read_metrics(folder), **api.evaluate_parts(model)}
+        checkpoint.save(model, folder, card=cards.parts_card(model, metrics), metrics=metrics)
+        print(json.dumps({k: v for k, v in metrics["parts"].items() if k != "locality"}, indent=1))
+    elif hasattr(model, "free_energy"):
         _evaluate(model, folder, args.ais_runs, args.ais_betas)
+    elif model.model_type == "helmholtz":  # IS test NLL (k = 1000) and the ELBO on the first --is-images seeded test digits
+        test = api.evaluate_helmholtz(model, n_images=args.is_images,
+                                      progress=lambda f: _bar(f, "importance sampling with k = 1000"))
+        metrics = {**api.read_metrics(folder), "test": test}
+        checkpoint.save(model, folder, card=cards.helmholtz_card(model, metrics), metrics=metrics)
+        print(f"\ntest IS NLL {test['nll_is']:.2f} ± {test['nll_is_stderr']:.2f}, ELBO {test['elbo']:.2f} nats")
+    elif model.model_type == "dbn":  # the variational lower bound and an IS estimate; AIS on the top RBM
+        _evaluate_dbn(model, folder, args.ais_runs, args.ais_betas, args.is_k, args.is_images)
+    elif model.model_type == "dbm":  # AIS log Z (h1 summed out), the mean-field bound, IS over h1, and the card
+        _evaluate_dbm(model, folder, args.ais_runs, args.ais_betas)
     elif model.model_type == "autoencoder":
         _evaluate_autoencoder(model, folder)
     elif model.model_type in ("planar", "realnvp2d"):  # 2-D flows: KL / NLL with grid checks, and the card
@@ -199,6 +245,10 @@ def cmd_eval(args) -> None:
         metrics = {**api.read_metrics(folder), **api.evaluate_wavenet(model)}
         checkpoint.save(model, folder, card=cards.wavenet_card(model, metrics), metrics=metrics)
         print(json.dumps(metrics["test_bits_per_sample"], indent=1))
+    elif model.model_type == "fsdd-classifier":  # accuracy on all 300 FSDD test clips, per digit, and the card
+        metrics = {**api.read_metrics(folder), **api.fsdd_classifier.evaluate(model)}
+        checkpoint.save(model, folder, card=cards.fsdd_classifier_card(model, metrics), metrics=metrics)
+        print(f"test accuracy {metrics['test_accuracy']['accuracy']:.4f}")
     elif model.model_type == "mnist-classifier":
         metrics = {**api.read_metrics(folder), "test": api.classifier_accuracy(model)}
         checkpoint.save(model, folder, card=cards.classifier_card(model, metrics), metrics=metrics)

@@ -13,6 +13,7 @@ import torch
 from engine import checkpoint, registry
 from engine.cards import rbm_card  # noqa: F401  (re-exported: pages import the engine through this module)
 from engine.cards import ae_card  # noqa: F401
+from engine.cards import dbm_card  # noqa: F401  (deep Boltzmann machine, issue 9)
 from engine.checkpoint import CheckpointError  # noqa: F401
 from engine.data import DatasetUnavailable, faces, mnist  # noqa: F401
 from engine.device import background_threads, cap_threads, pick  # noqa: F401
@@ -43,6 +44,7 @@ from engine.models.pointgan import evaluate as evaluate_pointgan, latents_by_sha
 from engine.data import fsdd  # noqa: F401  (spoken digits: clips, split, mu-law, baselines, WAV bytes)
 from engine.models.wavenet import evaluate as evaluate_wavenet, draw as wavenet_draw  # noqa: F401  (WaveNet)
 from engine import wavenet_analysis  # noqa: F401  (WaveNet page: stack by autograd, clip predictions, timed samplers)
+from engine.models import fsdd_classifier  # noqa: F401  (WaveNet page: the spoken-digit classifier that judges its clips)
 from engine.cards import autoregressive_card  # noqa: F401  (MADE/NADE cards)
 from engine.models.made import connectivity as made_connectivity, evaluate as evaluate_autoregressive  # noqa: F401
 from engine.models.made import in_order, independent_bernoulli_nll, make_ordering  # noqa: F401  (MADE/NADE orderings)
@@ -52,6 +54,8 @@ from engine.models.pixelcnn import evaluate as evaluate_pixelcnn, sample_cached 
 from engine.models.pixelcnn import sample_naive as pixelcnn_sample_naive, start_state as pixelcnn_start_state  # noqa: F401
 from engine.pixelcnn_analysis import blind_spot, compare_samplers, complete, generation_frames  # noqa: F401  (PixelCNN page)
 from engine.pixelcnn_analysis import kernel_masks, receptive_field  # noqa: F401
+from engine.models.parts import evaluate as evaluate_parts, locality, dead_units  # noqa: F401  (part-based features)
+from engine import helmholtz_analysis  # noqa: F401  (Helmholtz page: wake/sleep frames, explaining away, gradient SNR)
 from engine.metrics import AISResult, base_rate_bias, iter_ais
 from engine.pca import PCA, fit_pca, nearest_neighbours, precision_at_k, principal_angles, squared_error  # noqa: F401
 from engine.train import Trainer
@@ -187,6 +191,8 @@ def new_model_for_training(name: str, config: dict):
     model = build(name, **config)
     if hasattr(model, "init_from_data"):
         model.init_from_data(training_images(getattr(model, "dataset", "mnist-binary")))
+    if getattr(model.config, "init_from", "") and hasattr(model, "init_from_checkpoint"):  # e.g. the WaveNet vocoder
+        model.init_from_checkpoint(load(model.config.init_from))
     return model
 
 
@@ -218,6 +224,19 @@ def rbm_log_likelihood(model, **kwargs) -> dict:
     for update in iter_rbm_log_likelihood(model, **kwargs):
         pass
     return update["result"]
+
+
+def iter_dbn_evaluation(model, *, test: torch.Tensor | None = None, **kwargs) -> Iterator[dict]:
+    """A deep belief net's test log-likelihood as a variational lower bound and an IS estimate, with AIS
+    for the top RBM's log Z (engine.models.dbn.iter_evaluation), on the seeded binarized MNIST test set.
+    The last update's "result" also names the split."""
+    from engine.models.dbn import iter_evaluation
+    test = mnist.binarized("test") if test is None else test
+    for update in iter_evaluation(model, test, mnist.binarized("train", seed=1), **kwargs):
+        if "result" in update:
+            update["result"]["split"] = mnist.describe() if len(test) == 10_000 else \
+                f"the first {len(test):,} images of the " + mnist.describe()
+        yield update
 
 
 BOUND_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -306,3 +325,11 @@ def evaluate_autoencoder(model, *, retrieval_k: int = 10, n_queries: int = 1000)
                       "autoencoder": precision_at_k(codes, labels, retrieval_k, n_queries=n_queries),
                       "pca": precision_at_k(pca.encode(test), labels, retrieval_k, n_queries=n_queries)},
     }
+
+
+def evaluate_helmholtz(model, *, k: int = 1000, n_images: int | None = None, progress=None) -> dict:
+    """A Helmholtz machine's (or its same-width VAE's) test numbers on the seeded test binarization: the IS
+    estimate of -log p(x) with k samples from q (± its standard error) and the ELBO, nats per image."""
+    from engine.models.helmholtz import evaluate
+    test = mnist.binarized("test")[:n_images]
+    return {**evaluate(model, test, k=k, progress=progress), "split": mnist.describe()}

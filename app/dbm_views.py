@@ -7,9 +7,7 @@ Model math lives in engine.models.dbm; this file only arranges and draws it. Ani
 from __future__ import annotations
 
 import hashlib
-import io
 import time
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +17,8 @@ import torch
 from plotly.subplots import make_subplots
 
 from app import digit_input, jobs, plots, widgets
-from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, loadable, mnist_test
+from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, checkpoint_zip, loadable,
+                           mnist_test)
 from engine import api
 
 SHAPE = (28, 28)
@@ -574,7 +573,7 @@ def _offer_result(job: jobs.Job) -> None:
     c1, c2 = st.columns(2)
     c1.button("Show this model on every view", type="primary", icon=":material/visibility:",
               on_click=_use_model, args=(model,))
-    c2.download_button("Download checkpoint (.zip)", _checkpoint_zip(model, job.meta),
+    c2.download_button("Download checkpoint (.zip)", checkpoint_zip(model, api.dbm_card, job.meta),
                        file_name=f"dbm-784-{model.config.n_hidden1}-{model.config.n_hidden2}.zip",
                        mime="application/zip", on_click="ignore", icon=":material/download:")
 
@@ -583,17 +582,3 @@ def _use_model(model) -> None:
     st.session_state["dbm_user_model"] = model
     st.session_state["dbm_user_key"] = f"user-{time.time_ns()}"
     st.session_state["dbm_source"] = USER_LABEL
-
-
-def _checkpoint_zip(model, meta: dict) -> bytes:
-    """config.json + model.safetensors + README.md, loadable with `python -m engine eval <folder>`."""
-    import tempfile
-    from pathlib import Path
-    buf = io.BytesIO()
-    with tempfile.TemporaryDirectory() as tmp:
-        metrics = {"training": {**meta, "preset": "app", "device": "cpu"}}
-        api.save(model, tmp, card=api.dbm_card(model, metrics), metrics=metrics)
-        with zipfile.ZipFile(buf, "w") as z:
-            for f in Path(tmp).iterdir():
-                z.write(f, f.name)
-    return buf.getvalue()

@@ -5,9 +5,7 @@ AIS) runs as a background job (app.jobs). All model math is in engine.models.rbm
 """
 from __future__ import annotations
 
-import io
 import time
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +13,8 @@ import streamlit as st
 import torch
 
 from app import jobs, plots, widgets
-from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, loadable, mnist_test,
-                           mnist_train_sample)
+from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, checkpoint_zip, loadable,
+                           mnist_test, mnist_train_sample)
 from app.uploads import BadUpload, to_mnist
 from engine import api
 from engine.api import filters_as_images, pick
@@ -273,7 +271,7 @@ def _offer_result(job: jobs.Job) -> None:
     c1, c2 = st.columns(2)
     c1.button("Show this model on every view", type="primary", icon=":material/visibility:",
               on_click=_use_model, args=(model,))
-    c2.download_button("Download checkpoint (.zip)", _checkpoint_zip(model, job.meta),
+    c2.download_button("Download checkpoint (.zip)", checkpoint_zip(model, api.rbm_card, job.meta),
                        file_name=f"rbm-784-{model.config.n_hidden}.zip", mime="application/zip",
                        on_click="ignore", icon=":material/download:")
 
@@ -283,20 +281,6 @@ def _use_model(model) -> None:
     st.session_state["rbm_user_model"] = model
     st.session_state["rbm_user_key"] = f"user-{time.time_ns()}"
     st.session_state["rbm_source"] = USER_LABEL
-
-
-def _checkpoint_zip(model, settings: dict) -> bytes:
-    """config.json + model.safetensors + README.md, loadable with `python -m engine eval <folder>`."""
-    import tempfile
-    from pathlib import Path
-    buf = io.BytesIO()
-    with tempfile.TemporaryDirectory() as tmp:
-        metrics = {"training": {**settings, "preset": "app", "device": "cpu"}}
-        api.save(model, tmp, card=api.rbm_card(model, metrics), metrics=metrics)
-        with zipfile.ZipFile(buf, "w") as z:
-            for f in Path(tmp).iterdir():
-                z.write(f, f.name)
-    return buf.getvalue()
 
 
 # --- log-likelihood by AIS -------------------------------------------------------------------

@@ -5,6 +5,11 @@ st.session_state instead.
 """
 from __future__ import annotations
 
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
 import streamlit as st
 import torch
 
@@ -73,3 +78,16 @@ def require_mnist() -> None:
     except api.DatasetUnavailable as e:
         st.error(f"MNIST is not available, so this page cannot run. {e}")
         st.stop()
+
+
+def checkpoint_zip(model, card, meta: dict) -> bytes:
+    """A model trained on a page as a zip of config.json + model.safetensors + README.md (written by `card(model,
+    metrics)`), loadable with `python -m engine eval <folder>`; `meta` is the training job's settings."""
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = {"training": {**meta, "preset": "app", "device": "cpu"}}
+        api.save(model, tmp, card=card(model, metrics), metrics=metrics)
+        with zipfile.ZipFile(buf, "w") as z:
+            for f in Path(tmp).iterdir():
+                z.write(f, f.name)
+    return buf.getvalue()

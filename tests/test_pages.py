@@ -137,3 +137,20 @@ def test_corrupt_bundled_checkpoint_is_left_out_with_a_message(clear_streamlit_c
     home.run()
     assert not home.exception
     assert any("cannot be loaded" in e.value for e in home.error)
+
+
+@pytest.mark.parametrize("name", ["rbm", "dbm"])
+def test_checkpoint_zip_of_a_page_trained_model_loads_back(name, tmp_path):
+    """The RBM and DBM pages' "Download checkpoint" zip holds a folder that api.load reads to the same weights."""
+    import zipfile
+
+    import torch
+
+    from app.resources import checkpoint_zip
+    from engine import api
+    model = api.build(name, **api.preset(name, "tiny")["config"])
+    card = {"rbm": api.rbm_card, "dbm": api.dbm_card}[name]
+    zipfile.ZipFile(io.BytesIO(checkpoint_zip(model, card, {"steps": 3}))).extractall(tmp_path)
+    loaded = api.load(tmp_path)
+    assert (tmp_path / "README.md").exists() and api.read_metrics(tmp_path)["training"]["steps"] == 3
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))

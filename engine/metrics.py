@@ -46,9 +46,12 @@ def base_rate_bias(data: torch.Tensor, smoothing: float = 0.05) -> torch.Tensor:
     return torch.log(mean) - torch.log1p(-mean)
 
 
-def _log_p_star(v, beta, W, b, a, b_base) -> torch.Tensor:
-    """log p_k*(v) with h summed out: (1-β) b_A·v + β b·v + Σ_j softplus(β (a_j + v·W_:j)). (R, D) -> (R,)."""
-    return (1 - beta) * (v @ b_base) + beta * (v @ b) + F.softplus(beta * (v @ W + a)).sum(-1)
+def softplus_gap(x: torch.Tensor, beta_prev: float, beta: float) -> torch.Tensor:
+    """Σ_j softplus(β x_j) - softplus(β' x_j) over the last axis, for β' = beta_prev: (..., F) -> (...,).
+
+    Written as log1p(σ(β' x) · expm1((β - β') x)), an exact identity that stays accurate in float32 when the
+    two softplus values are large and nearly equal (AIS's consecutive temperatures differ by ~1e-5)."""
+    return torch.log1p(torch.sigmoid(beta_prev * x) * torch.expm1((beta - beta_prev) * x)).sum(-1)
 
 
 def iter_ais(W: torch.Tensor, b: torch.Tensor, a: torch.Tensor, b_base: torch.Tensor, *, n_runs: int = 100,
@@ -57,27 +60,32 @@ def iter_ais(W: torch.Tensor, b: torch.Tensor, a: torch.Tensor, b_base: torch.Te
     """Annealed importance sampling of log Z for the RBM (W (D, F), b (D,), a (F,)).
 
     Yields progress dicts {"progress": fraction, "log_z": running estimate}; the last one also holds
-    "result": an AISResult. Runs in float64 by default; `dtype=torch.float32` does the matrix products in
-    float32 (about twice as fast on a CPU, for big models) and keeps the weights' terms in float64; chains
-    are binary."""
+    "result": an AISResult. Runs in float64 by default; `dtype=torch.float32` does every product, random draw
+    and elementwise term in float32 (about twice as fast on a CPU, for big models); the log weights always
+    accumulate in float64, and the chains are binary."""
     W, b, a, b_base = (t.detach().to(dtype) for t in (W, b, a, b_base))
     n_hidden = W.shape[1]
     betas = ais_betas(n_betas).tolist()
-    log_z_base = F.softplus(b_base).sum().item() + n_hidden * math.log(2)
-    v = (torch.rand(n_runs, len(b), generator=generator, dtype=torch.float64) < torch.sigmoid(b_base)).to(dtype)
+    log_z_base = F.softplus(b_base.double()).sum().item() + n_hidden * math.log(2)
+    bias_gap = b - b_base
+    v = _bernoulli(torch.sigmoid(b_base).expand(n_runs, -1), generator)
     log_w = torch.zeros(n_runs, dtype=torch.float64)
     for k in range(1, len(betas)):
         beta_prev, beta = betas[k - 1], betas[k]
-        pre = v @ W + a  # (R, F), shared by the weight update and the transition
-        pre64 = pre.double()  # the elementwise terms in float64 whatever the matmul's dtype
-        log_w += (beta - beta_prev) * (v @ (b - b_base)).double() + (F.softplus(beta * pre64) - F.softplus(beta_prev * pre64)).sum(-1)
-        h = (torch.rand(pre.shape, generator=generator, dtype=torch.float64) < torch.sigmoid(beta * pre)).to(dtype)
-        p_v = torch.sigmoid((1 - beta) * b_base + beta * (h @ W.t() + b))
-        v = (torch.rand(p_v.shape, generator=generator, dtype=torch.float64) < p_v).to(dtype)
+        pre = torch.addmm(a, v, W)  # (R, F), shared by the weight update and the transition
+        log_w += ((beta - beta_prev) * (v @ bias_gap) + softplus_gap(pre, beta_prev, beta)).double()
+        h = _bernoulli(torch.sigmoid(pre.mul_(beta)), generator)
+        p_v = torch.addmm(b, h, W.t()).mul_(beta).add_(b_base, alpha=1 - beta).sigmoid_()
+        v = _bernoulli(p_v, generator)
         if k % report_every == 0 or k == len(betas) - 1:
             yield {"progress": k / (len(betas) - 1), "log_z": log_z_base + _log_mean_exp(log_w)}
     yield {"progress": 1.0, "log_z": log_z_base + _log_mean_exp(log_w),
            "result": _result(log_w, log_z_base, len(betas))}
+
+
+def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Binary samples with P(1) = p, in p's dtype."""
+    return torch.rand(p.shape, generator=generator, dtype=p.dtype).lt_(p)
 
 
 def _log_mean_exp(x: torch.Tensor) -> float:

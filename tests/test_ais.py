@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.metrics import AISResult, ais, ais_betas, base_rate_bias, exact_log_z_rbm, iter_ais
+from engine.metrics import AISResult, ais, ais_betas, base_rate_bias, exact_log_z_rbm, iter_ais, softplus_gap
 
 
 def random_rbm(seed: int, *, n_visible: int = 20, n_hidden: int = 10, scale: float = 1.0):
@@ -130,3 +130,19 @@ def test_ais_is_unbiased_even_with_few_betas(seed):
     result = ais(W, b, a, torch.zeros(10, dtype=torch.float64), n_runs=20000, n_betas=10,
                  generator=torch.Generator().manual_seed(0))
     assert abs(result.log_z - exact) < min(0.1, 4 * result.log_z_std), (result.log_z - exact, result.log_z_std)
+
+
+@pytest.mark.parametrize("beta_prev, beta", [(0.99999, 1.0), (0.5, 0.50007), (0.0, 0.3), (0.2, 0.9)])
+def test_softplus_gap_is_the_difference_of_softplus_and_stays_accurate_in_float32(beta_prev, beta):
+    """AIS's weight term sum_j softplus(beta x_j) - softplus(beta' x_j): the float32 identity against float64 directly."""
+    x = torch.linspace(-60, 60, 481, dtype=torch.float64).reshape(1, -1)
+    def softplus(y):  # exact, unlike F.softplus, which returns y itself above y = 20
+        return torch.logaddexp(torch.zeros_like(y), y)
+
+    exact = (softplus(beta * x) - softplus(beta_prev * x)).sum(-1)
+    assert torch.allclose(softplus_gap(x, beta_prev, beta), exact, rtol=1e-10, atol=1e-10)
+    in_float32 = softplus_gap(x.float(), beta_prev, beta).double()
+    assert torch.allclose(in_float32, exact, rtol=1e-5, atol=1e-6), (in_float32 - exact).abs().max()
+    naive_float32 = (softplus(beta * x.float()) - softplus(beta_prev * x.float())).sum(-1).double()
+    if beta - beta_prev < 1e-3:  # the plain float32 difference loses the small gap the identity keeps
+        assert (naive_float32 - exact).abs().max() > 10 * (in_float32 - exact).abs().max()

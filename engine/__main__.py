@@ -50,7 +50,7 @@ def cmd_train(args) -> None:
     trainer = api.make_trainer(model, recipe["train"], seed=args.seed)
     earlier = api.read_metrics(out).get("training", {}) if continuing else {}
     if resume:  # the recipe's cosine schedule wins over the saved one, so --epochs can shorten or extend a run
-        schedules = [opt.param_groups[0].get("total_steps") for opt in trainer.optimizers]
+        schedules = [_total_steps(opt) for opt in trainer.optimizers]
         trainer.load_state_dict(resume)
         for opt, total in zip(trainer.optimizers, schedules):
             if total is not None:
@@ -78,6 +78,11 @@ def cmd_train(args) -> None:
     if earlier.get("seconds"):  # resumed: the time of the earlier sessions counts too
         history.update(seconds=round(history["seconds"] + earlier["seconds"], 1),
                        sessions=earlier.get("sessions", 1) + 1)
+    if continuing and earlier.get("preset", args.preset) != args.preset:  # continued under another recipe
+        history["earlier_stages"] = [*earlier.get("earlier_stages", []),
+                                     {k: earlier.get(k) for k in ("preset", "steps", "epochs", "train")}]
+    elif earlier.get("earlier_stages"):
+        history["earlier_stages"] = earlier["earlier_stages"]
     if continuing and resume is None:
         history["warm_starts_at_step"] = [*earlier.get("warm_starts_at_step", []), int(earlier.get("steps", 0))]
     if hasattr(model, "recalibrate"):  # e.g. a GAN generator's BatchNorm statistics at the final weights
@@ -90,6 +95,13 @@ def cmd_train(args) -> None:
     print(f"saved {out} after {trainer.step} steps")
     if args.ais_runs:
         _evaluate(model, out, args.ais_runs, args.ais_betas, history)
+
+
+def _total_steps(opt) -> int | None:
+    """A torch optimizer's scheduled length (engine.optim), None for one without a schedule or for the
+    learning rules that are not torch optimizers (the RBM's, DBN's, DBM's and part stack's)."""
+    groups = getattr(opt, "param_groups", None)
+    return groups[0].get("total_steps") if groups else None
 
 
 def _evaluate(model, out: Path, runs: int, betas: int, history: dict | None = None) -> None:

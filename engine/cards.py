@@ -473,6 +473,13 @@ def _epochs_of(training: dict, n_train: int) -> str:
     return f"{steps * batch / n_train:.3g} epochs" if steps and batch else "? epochs"
 
 
+def _earlier_stages(training: dict) -> list[str]:
+    """Card lines for the stages of a run that was continued under another preset (oldest first)."""
+    return [f"- until step {s['steps']} (epoch {s['epochs']}): the `{s['preset']}` preset, settings "
+            f"`{json.dumps(s['train'])}`; then the `{training.get('preset')}` preset below"
+            for s in training.get("earlier_stages", [])]
+
+
 def _sessions(training: dict) -> str:
     """How a run that took several sessions was continued: --resume (exact) or --warm-start (fresh optimizer)."""
     if not training.get("sessions"):
@@ -695,6 +702,7 @@ def dbm_card(model, metrics: dict) -> str:
         "afresh at every epoch (dynamic binarization) during training. The papers used the fixed binarization of "
         "Larochelle's file, which is not available here, so their numbers are not measured on the same digits.", "",
         "## Training",
+        *_earlier_stages(tr),
         f"- greedy pretraining: {settings.get('pretrain_epochs', 10)} epochs of CD-1 for RBM 1 (h1 sees 2 v W1) and "
         f"as many for RBM 2 (h1 sees 2 h2 W2'); composed with h1 biases = {settings.get('h1_bias', 'average')} "
         "of the two RBMs'",
@@ -708,8 +716,10 @@ def dbm_card(model, metrics: dict) -> str:
         f"- steps: {tr.get('steps', '?')} ({tr.get('epochs', '?')} epochs in all), seed {tr.get('seed', '?')}, "
         f"{tr.get('seconds', '?')} s on {tr.get('device', '?')}{_sessions(tr)}",
         f"- settings: `{json.dumps(settings)}`",
-        f"- command: `python -m engine train dbm --preset {tr.get('preset', 'bundled')} --out <folder>`, then "
-        "`python -m engine eval <folder>`", "",
+        "- commands: " + ", then ".join(
+            f"`python -m engine train dbm --preset {p} --out <folder>{' --resume' if i else ''}`"
+            for i, p in enumerate([*(s["preset"] for s in tr.get("earlier_stages", [])), tr.get("preset", "bundled")]))
+        + ", then `python -m engine eval <folder>`", "",
     ]
     history = model.bound_history() if hasattr(model, "bound_history") else []
     if history:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import checkpoint
+from engine import api, checkpoint
 from engine.models.rbm import RBM, RBMConfig
 from engine.train import Trainer
 
@@ -128,3 +128,36 @@ def test_finished_trainer_yields_nothing_more():
     after = weights(model)
     assert list(trainer.run()) == []
     assert all(torch.equal(v, after[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("model", ["rbm", "dbm"])
+def test_cli_resume_works_for_learning_rules_that_are_not_torch_optimizers(model, tmp_path, capsys):
+    """`train --resume` continues a run of the RBM's CD rule and the DBM's recipe (no torch param_groups) and
+    counts on from the saved step."""
+    from engine.__main__ import main
+    out = str(tmp_path / model)
+    main(["train", model, "--preset", "tiny", "--out", out, "--epochs", "1", "--set", "max_steps=4"])
+    main(["train", model, "--preset", "tiny", "--out", out, "--epochs", "2", "--set", "max_steps=8", "--resume"])
+    assert api.read_metrics(out)["training"]["steps"] == 8
+    assert "saved" in capsys.readouterr().out
+
+
+def test_a_run_continued_under_another_preset_keeps_its_stages(tmp_path):
+    """`train --resume` with a new preset records the earlier one, and the DBM card lists both commands."""
+    from engine.__main__ import main
+    from engine.models.dbm import DBM
+    out = str(tmp_path / "dbm")
+    main(["train", "dbm", "--preset", "tiny", "--out", out, "--epochs", "1", "--set", "max_steps=2"])
+    DBM.presets["tiny-again"] = DBM.presets["tiny"]
+    try:
+        main(["train", "dbm", "--preset", "tiny-again", "--out", out, "--epochs", "1", "--set", "max_steps=4",
+              "--resume"])
+    finally:
+        del DBM.presets["tiny-again"]
+    training = api.read_metrics(out)["training"]
+    assert training["preset"] == "tiny-again" and training["steps"] == 4
+    assert [(s["preset"], s["steps"]) for s in training["earlier_stages"]] == [("tiny", 2)]
+    card = api.dbm_card(checkpoint.load(out), {"training": training})
+    assert ("`python -m engine train dbm --preset tiny --out <folder>`, then `python -m engine train dbm --preset "
+            "tiny-again --out <folder> --resume`") in card
+    assert "until step 2 (epoch 0): the `tiny` preset" in card

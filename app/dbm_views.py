@@ -7,8 +7,6 @@ Model math lives in engine.models.dbm; this file only arranges and draws it. Ani
 from __future__ import annotations
 
 import hashlib
-import time
-from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -17,8 +15,8 @@ import torch
 from plotly.subplots import make_subplots
 
 from app import digit_input, jobs, plots, widgets
-from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, checkpoint_zip, loadable,
-                           mnist_test)
+from app.model_source import Source, source_picker, use_model
+from app.resources import bundled_metrics, bundled_names, checkpoint_zip, mnist_test
 from engine import api
 
 SHAPE = (28, 28)
@@ -32,46 +30,20 @@ BINARIZATION = ("the MNIST test split binarized once with seed 0 (the app's own;
 
 
 # --- which model -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Source:
-    label: str
-    key: str  # cache key: the checkpoint fingerprint or the user model's id
-
-    @property
-    def model(self):
-        return st.session_state.get("dbm_user_model") if self.user else bundled_model(self.label)
-
-    @property
-    def user(self) -> bool:
-        return self.key.startswith("user-")
-
-    @property
-    def metrics(self) -> dict:
-        return {} if self.user else bundled_metrics(self.label)
-
-    @property
-    def log_z(self) -> float | None:
-        """The stored AIS log Z (bundled), else the last cheap-AIS log Z logged while training, else None."""
-        ll = self.metrics.get("test_log_likelihood")
-        if ll:
-            return float(ll["log_z"]["estimate"])
-        history = self.model.bound_history()
-        return history[-1][1] if history else None
-
-
 def model_picker() -> Source | None:
-    """Sidebar choice between the bundled DBM (if it loads) and the one trained on this page (None: no model)."""
-    options = [Source(name, bundled_fingerprint(name)) for name in bundled_names("dbm") if loadable(name)]
-    if st.session_state.get("dbm_user_model") is not None:
-        options.append(Source(USER_LABEL, st.session_state["dbm_user_key"]))
-    if not options:
-        return None
-    by_label = {o.label: o for o in options}
-    with st.sidebar:
-        label = st.radio("DBM shown", list(by_label), index=len(options) - 1, key="dbm_source")
-        cfg = by_label[label].model.config
-        st.caption(f"{cfg.n_visible} visible · {cfg.n_hidden1} h1 · {cfg.n_hidden2} h2 units")
-    return by_label[label]
+    """Sidebar choice between the bundled DBM and the one trained on this page (None: no model)."""
+    return source_picker("dbm", title="DBM shown", user_label=USER_LABEL,
+                         describe=lambda m: f"{m.config.n_visible} visible · {m.config.n_hidden1} h1 · "
+                                            f"{m.config.n_hidden2} h2 units")
+
+
+def log_z_of(source: Source) -> float | None:
+    """The stored AIS log Z (bundled), else the last cheap-AIS log Z logged while training, else None."""
+    ll = source.metrics.get("test_log_likelihood")
+    if ll:
+        return float(ll["log_z"]["estimate"])
+    history = source.model.bound_history()
+    return history[-1][1] if history else None
 
 
 def _grid_shape(n: int) -> tuple[int, int]:
@@ -121,7 +93,7 @@ def inference(source: Source) -> None:
         return
     v, what = picked
     frames = _mf_frames(source.key, source.model, v.numpy().tobytes(), _digest(v))
-    log_z = source.log_z
+    log_z = log_z_of(source)
     st.plotly_chart(_mf_figure(frames, log_z), key="dbm_mf_anim")
     first, last = frames["bound"][0], frames["bound"][-1]
     label = "bound" if log_z is not None else "bound + log Z"
@@ -409,7 +381,7 @@ def _bound_history_figure(history: list) -> go.Figure:
 @st.fragment
 def _one_digit_is(source: Source) -> None:
     st.markdown("#### One digit: the bound and importance sampling as k grows")
-    log_z = source.log_z
+    log_z = log_z_of(source)
     if log_z is None:
         st.info("No log Z is known for this model yet; run AIS below first.")
         return
@@ -572,13 +544,8 @@ def _offer_result(job: jobs.Job) -> None:
     model = job.result
     c1, c2 = st.columns(2)
     c1.button("Show this model on every view", type="primary", icon=":material/visibility:",
-              on_click=_use_model, args=(model,))
+              on_click=use_model, args=("dbm", USER_LABEL, model))
     c2.download_button("Download checkpoint (.zip)", checkpoint_zip(model, api.dbm_card, job.meta),
                        file_name=f"dbm-784-{model.config.n_hidden1}-{model.config.n_hidden2}.zip",
                        mime="application/zip", on_click="ignore", icon=":material/download:")
 
-
-def _use_model(model) -> None:
-    st.session_state["dbm_user_model"] = model
-    st.session_state["dbm_user_key"] = f"user-{time.time_ns()}"
-    st.session_state["dbm_source"] = USER_LABEL

@@ -6,7 +6,6 @@ All model math is in engine.models.dbn (through engine.api); long work runs as a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,7 +13,8 @@ import streamlit as st
 import torch
 
 from app import digit_input, jobs, plots, widgets
-from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, loadable, mnist_test
+from app.model_source import Source, source_picker, use_model
+from app.resources import bundled_metrics, bundled_model, bundled_names, mnist_test
 from engine import api
 from engine.api import filters_as_images
 
@@ -22,43 +22,12 @@ SHAPE = (28, 28)
 USER_LABEL = "the DBN built on this page"
 
 
-@dataclass(frozen=True)
-class Source:
-    """Which DBN the views show: a bundled checkpoint or the model built in this session."""
-    label: str
-    key: str  # cache key: the checkpoint fingerprint or the user model's id
-
-    @property
-    def user(self) -> bool:
-        return self.key.startswith("user-")
-
-    @property
-    def model(self):
-        return st.session_state.get("dbn_user_model") if self.user else bundled_model(self.label)
-
-    @property
-    def evaluation(self) -> dict | None:
-        """The stored test numbers: the bundled card's, or the last step of this page's build."""
-        if self.user:
-            return st.session_state.get("dbn_user_eval")
-        return bundled_metrics(self.label).get("test_log_likelihood")
-
-
 def model_picker() -> Source | None:
-    """Sidebar choice between the bundled DBN(s) that load and the one built on this page (None: no model)."""
-    options = [Source(name, bundled_fingerprint(name)) for name in bundled_names("dbn") if loadable(name)]
-    if st.session_state.get("dbn_user_model") is not None:
-        options.append(Source(USER_LABEL, st.session_state["dbn_user_key"]))
-    if not options:
-        return None
-    by_label = {o.label: o for o in options}
-    with st.sidebar:
-        user = st.session_state.get("dbn_user_model") is not None
-        label = st.radio("DBN shown", list(by_label), index=len(options) - 1 if user else 0, key="dbn_source")
-        model = by_label[label].model
-        st.caption(f"Layers: {'-'.join(map(str, model.config.sizes[:model.layers + 1]))} "
-                   f"({model.layers} RBM{'s' if model.layers > 1 else ''} stacked)")
-    return by_label[label]
+    """Sidebar choice between the bundled DBN(s) and the one built on this page (None: no model)."""
+    def describe(model) -> str:
+        return (f"Layers: {'-'.join(map(str, model.config.sizes[:model.layers + 1]))} "
+                f"({model.layers} RBM{'s' if model.layers > 1 else ''} stacked)")
+    return source_picker("dbn", title="DBN shown", user_label=USER_LABEL, describe=describe)
 
 
 # --- greedy layer-wise building ------------------------------------------------------------------
@@ -216,11 +185,9 @@ def _bound_figure(steps: list[dict]) -> go.Figure:
 
 
 def _use_model(model, steps: list[dict]) -> None:
-    """Button callback (runs before the page, so it may set the sidebar radio's state)."""
-    st.session_state["dbn_user_model"] = model
-    st.session_state["dbn_user_key"] = f"user-{time.time_ns()}"
-    st.session_state["dbn_user_eval"] = {k: v for k, v in steps[-1].items() if k != "filters"} if steps else None
-    st.session_state["dbn_source"] = USER_LABEL
+    """Button callback: the built DBN on every view, with the test numbers of its last building step."""
+    evaluation = {k: v for k, v in steps[-1].items() if k != "filters"} if steps else None
+    use_model("dbn", USER_LABEL, model, metrics={"test_log_likelihood": evaluation})
 
 
 # --- features per layer ----------------------------------------------------------------------------
@@ -345,7 +312,7 @@ def likelihood(source: Source) -> None:
              r"+\log p^*(\mathbf h_1)-\log q(\mathbf h_1\mid\mathbf v)\big]-\log\mathcal Z_{top}")
     st.latex(r"\log p(\mathbf v)\approx\log\frac1k\sum_{s=1}^k w_s,\ \ \log w_s=[\dots](\mathbf h_1^{(s)})"
              r"-\log\mathcal Z_{top}")
-    ev = source.evaluation
+    ev = source.metrics.get("test_log_likelihood")
     if not ev:
         st.warning("This model has no measured log Z yet, so no bound can be shown. Evaluate it with "
                    "`python -m engine eval <folder>`.")
@@ -357,7 +324,7 @@ def likelihood(source: Source) -> None:
 
 def _headline(source: Source, ev: dict) -> None:
     c1, c2, c3 = st.columns(3)
-    base = None if source.user else bundled_metrics(source.label).get("base_rbm", {}).get("test_log_likelihood")
+    base = source.metrics.get("base_rbm", {}).get("test_log_likelihood")
     if base:
         c1.metric("Layer 1 alone (the RBM): AIS estimate", f"{base['test_log_likelihood']:.2f} nats",
                   f"± {base['test_log_likelihood_stderr']:.2f}", delta_color="off", delta_arrow="off")

@@ -6,14 +6,13 @@ All model math is in engine.models.parts (through engine.api); training runs as 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 import torch
 
 from app import jobs, plots, widgets
-from app.resources import bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, loadable
+from app.model_source import Source, source_picker, use_model
 from engine import api
 
 BUNDLED = "parts-faces"
@@ -22,15 +21,11 @@ SHAPE = (25, 25)
 FRAME, DEAD = (0.82, 0.82, 0.82), (0.85, 0.15, 0.15)
 
 
-@dataclass(frozen=True)
-class Source:
-    """Which stack the views show: the bundled checkpoint or the model trained in this session."""
-    label: str
-    key: str  # cache key: the checkpoint fingerprint or the user model's id
-
-    @property
-    def model(self):
-        return st.session_state.get("parts_user_model") if self.key.startswith("user-") else bundled_model(self.label)
+def model_picker() -> Source | None:
+    """Sidebar choice between the bundled stack and the one trained on this page (None: no model)."""
+    return source_picker("parts", title="Model shown", user_label=USER_LABEL,
+                         describe=lambda m: f"{m.config.n_visible} {m.config.visible} visible units → "
+                                            f"{m.config.n_hidden} parts → {m.config.n_top} groups")
 
 
 def require_faces() -> None:
@@ -46,21 +41,6 @@ def require_faces() -> None:
 def all_faces() -> torch.Tensor:
     """The 400 faces, person by person (face i shows person i // 10): (400, 625) in [0, 1]."""
     return api.faces.all_images()
-
-
-def model_picker() -> Source | None:
-    """Sidebar choice between the bundled stack (when it loads) and the one trained on this page."""
-    options = [Source(n, bundled_fingerprint(n)) for n in bundled_names("parts") if loadable(n)]
-    if st.session_state.get("parts_user_model") is not None:
-        options.append(Source(USER_LABEL, st.session_state["parts_user_key"]))
-    if not options:
-        return None
-    by_label = {o.label: o for o in options}
-    with st.sidebar:
-        label = st.radio("Model shown", list(by_label), index=len(options) - 1, key="parts_source")
-        cfg = by_label[label].model.config
-        st.caption(f"{cfg.n_visible} {cfg.visible} visible units → {cfg.n_hidden} parts → {cfg.n_top} groups")
-    return by_label[label]
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -306,11 +286,6 @@ def _show_result(job: jobs.Job) -> None:
     png = tiles_png(model.part_images(torch.as_tensor(order)).numpy(),
                     frames=[DEAD if u in dead else FRAME for u in order], cols=12, scale=3)
     widgets.image(png, width="content", caption="The trained parts, most local first; dead units framed in red")
-    st.button("Show this model on every view", icon=":material/visibility:", on_click=_use_model, args=(model, key))
+    st.button("Show this model on every view", icon=":material/visibility:", on_click=use_model,
+              args=("parts", USER_LABEL, model), kwargs={"key": key})
 
-
-def _use_model(model, key: str) -> None:
-    """Button callback (runs before the page, so it may set the sidebar radio's state)."""
-    st.session_state["parts_user_model"] = model
-    st.session_state["parts_user_key"] = key
-    st.session_state["parts_source"] = USER_LABEL

@@ -5,16 +5,14 @@ AIS) runs as a background job (app.jobs). All model math is in engine.models.rbm
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 import torch
 
 from app import jobs, plots, widgets
-from app.resources import (bundled_fingerprint, bundled_metrics, bundled_model, bundled_names, checkpoint_zip, loadable,
-                           mnist_test, mnist_train_sample)
+from app.model_source import Source, source_picker, use_model
+from app.resources import checkpoint_zip, mnist_test, mnist_train_sample
 from app.uploads import BadUpload, to_mnist
 from engine import api
 from engine.api import filters_as_images, pick
@@ -22,39 +20,13 @@ from engine.api import filters_as_images, pick
 SHAPE = (28, 28)
 
 
-@dataclass(frozen=True)
-class Source:
-    """Which RBM the views show: a bundled checkpoint or the model trained in this session."""
-    label: str
-    key: str  # cache key: the checkpoint fingerprint or the user model's id
-
-    @property
-    def model(self):
-        if self.key.startswith("user-"):
-            return user_model()
-        return bundled_model(self.label)
-
-
-def user_model():
-    return st.session_state.get("rbm_user_model")
-
-
 USER_LABEL = "your trained model"
 
 
 def model_picker() -> Source | None:
-    """Sidebar choice between the bundled RBM(s) that load and the model trained on this page (None: no model)."""
-    options = [Source(name, bundled_fingerprint(name)) for name in bundled_names("rbm") if loadable(name)]
-    if user_model() is not None:
-        options.append(Source(USER_LABEL, st.session_state["rbm_user_key"]))
-    if not options:
-        return None
-    by_label = {o.label: o for o in options}
-    with st.sidebar:
-        label = st.radio("RBM shown", list(by_label), index=len(options) - 1, key="rbm_source")
-        model = by_label[label].model
-        st.caption(f"{model.config.n_visible} visible × {model.config.n_hidden} hidden units")
-    return by_label[label]
+    """Sidebar choice between the bundled RBM(s) and the model trained on this page (None: no model)."""
+    return source_picker("rbm", title="RBM shown", user_label=USER_LABEL,
+                         describe=lambda m: f"{m.config.n_visible} visible × {m.config.n_hidden} hidden units")
 
 
 # --- learned filters -------------------------------------------------------------------------
@@ -177,7 +149,7 @@ def gradient(source: Source) -> None:
     st.subheader("Maximum likelihood: data term minus model term")
     st.latex(r"\frac{\partial L}{\partial W_{ij}}=\mathbf E_{P_{data}}[v_ih_j]-\mathbf E_{P_\theta}[v_ih_j]")
     st.markdown("The data term averages v_i p(h_j = 1 | v) over 2,000 training images; the model term averages the "
-                "same over the model's own samples (here: 500 Gibbs chains run for 1,000 sweeps from noise). Learning raises "
+                "same over the model's own samples (here: 500 Gibbs chains run for 250 sweeps from noise). Learning raises "
                 "co-activations the data shows and lowers those the model dreams up. Shown for one hidden unit j: "
                 "the maps over the 784 pixels i.")
     model = source.model
@@ -198,7 +170,7 @@ def gradient(source: Source) -> None:
 @st.cache_data(max_entries=8, show_spinner="Sampling the model term…")
 def _gradient_terms(key: str, _model):
     g = torch.Generator().manual_seed(0)
-    v_model = (_model.sample(500, generator=g, steps=1000) > torch.rand(500, 784, generator=g)).float()
+    v_model = (_model.sample(500, generator=g, steps=250) > torch.rand(500, 784, generator=g)).float()
     data, dream = _model.gradient_terms(mnist_train_sample(), v_model)
     rank = (data - dream).abs().sum(0).argsort(descending=True)
     return data.numpy(), dream.numpy(), rank.numpy()
@@ -270,17 +242,10 @@ def _offer_result(job: jobs.Job) -> None:
     model = job.result
     c1, c2 = st.columns(2)
     c1.button("Show this model on every view", type="primary", icon=":material/visibility:",
-              on_click=_use_model, args=(model,))
+              on_click=use_model, args=("rbm", USER_LABEL, model))
     c2.download_button("Download checkpoint (.zip)", checkpoint_zip(model, api.rbm_card, job.meta),
                        file_name=f"rbm-784-{model.config.n_hidden}.zip", mime="application/zip",
                        on_click="ignore", icon=":material/download:")
-
-
-def _use_model(model) -> None:
-    """Button callback (runs before the page, so it may set the sidebar radio's state)."""
-    st.session_state["rbm_user_model"] = model
-    st.session_state["rbm_user_key"] = f"user-{time.time_ns()}"
-    st.session_state["rbm_source"] = USER_LABEL
 
 
 # --- log-likelihood by AIS -------------------------------------------------------------------
@@ -290,7 +255,7 @@ def likelihood(source: Source) -> None:
                 "anneals from a simple model with known Z to the RBM through intermediate temperatures and "
                 "averages importance weights (Salakhutdinov & Murray, 2008). More runs and temperatures give a "
                 "tighter estimate.")
-    stored = bundled_metrics(source.label).get("test_log_likelihood") if not source.key.startswith("user-") else None
+    stored = None if source.user else source.metrics.get("test_log_likelihood")
     if stored:
         st.metric("Measured when the bundled model was made (AIS estimate of the test log-likelihood)",
                   f"{stored['test_log_likelihood']:.2f} nats", f"± {stored['test_log_likelihood_stderr']:.2f} (1 s.e.)",

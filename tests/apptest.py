@@ -40,6 +40,11 @@ def charts(at: AppTest) -> list[str]:
     return [c.proto.spec for c in at.get("plotly_chart")]
 
 
+def images(at: AppTest) -> list[str]:
+    """The page's images as their URLs (a new picture has a new URL)."""
+    return [im.value[0] for im in at.image]
+
+
 def wait_for_job(at: AppTest, seconds: float = 90) -> None:
     """Rerun until the page's background job has finished (AppTest never fires run_every)."""
     deadline = time.time() + seconds

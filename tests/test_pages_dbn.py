@@ -20,10 +20,6 @@ def open_view(view: str, **params) -> AppTest:
     return apptest.open_view(PAGE, view, **params)
 
 
-def images(at: AppTest) -> list[str]:
-    return [im.value[0] for im in at.image]
-
-
 @pytest.mark.parametrize("view", VIEWS)
 def test_view_runs_without_errors(clear_streamlit_caches, view):
     at = open_view(view)
@@ -44,9 +40,9 @@ def test_build_view_shows_the_bundled_steps(clear_streamlit_caches):
 def test_features_layers_differ_and_go_into_the_url(clear_streamlit_caches):
     at = open_view("features")
     assert apptest.param(at, "layer") == "2" and len(at.image) == 3  # two grids and one unit taken apart
-    two = images(at)
+    two = apptest.images(at)
     at.radio(key="dbn_layer").set_value(1).run()
-    assert apptest.param(at, "layer") == "1" and len(at.image) == 1 and images(at)[0] not in two
+    assert apptest.param(at, "layer") == "1" and len(at.image) == 1 and apptest.images(at)[0] not in two
     at = open_view("features", layer=9)
     assert len(at.warning) == 1 and at.radio(key="dbn_layer").value == 2
 
@@ -63,9 +59,9 @@ def test_samples_filmstrip_and_browser_animation(clear_streamlit_caches):
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     labels = [s["label"] for s in fig["layout"]["sliders"][0]["steps"]]
     assert labels[0] == "0 steps" and labels[-1] == "100 steps" and len(fig["frames"]) == len(labels)
-    strip = images(at)[0]
+    strip = apptest.images(at)[0]
     at.select_slider(key="dbn_steps").set_value(500).run()
-    assert apptest.param(at, "steps") == "500" and images(at)[0] != strip
+    assert apptest.param(at, "steps") == "500" and apptest.images(at)[0] != strip
     at.radio(key="dbn_start").set_value("test digits passed up").run()
     assert not at.exception and len(at.image) == 1
     at = open_view("samples", steps=7)

@@ -22,11 +22,6 @@ def open_view(view: str, **params) -> AppTest:
     return apptest.open_view(PAGE, view, **params)
 
 
-def images(at: AppTest) -> list[str]:
-    """The page's images as their URLs (a new picture has a new URL)."""
-    return [im.value[0] for im in at.image]
-
-
 def captions(at: AppTest) -> list[str]:
     return [c or "" for im in at.image for c in im.captions]
 
@@ -50,9 +45,9 @@ def test_every_temperature_is_a_frame_of_one_draw(clear_streamlit_caches):
     assert len(sources) == 13 and len(set(sources)) == 13  # T = 0.0 .. 1.2, all different pictures
     assert fig["layout"]["sliders"][0]["active"] == 7 and fig["data"][0]["source"] == sources[7]  # T = 0.7 first
     assert [s["label"] for s in fig["layout"]["sliders"][0]["steps"]][:3] == ["0.0", "0.1", "0.2"]
-    strip = images(at)[0]
+    strip = apptest.images(at)[0]
     at.number_input(key="glow_seed").set_value(7).run()
-    assert temperature_figure(at)["frames"][7]["data"][0]["source"] != sources[7] and images(at)[0] != strip
+    assert temperature_figure(at)["frames"][7]["data"][0]["source"] != sources[7] and apptest.images(at)[0] != strip
     assert at.query_params["seed"] in ("7", ["7"])
 
 
@@ -101,9 +96,9 @@ def test_a_drawing_is_encoded(clear_streamlit_caches):
 def test_interpolation_draws_both_paths_and_the_animation(clear_streamlit_caches):
     at = open_view("interpolate")
     assert len(at.image) == 2 and len(at.get("plotly_chart")) == 1
-    before = images(at)
+    before = apptest.images(at)
     at.slider(key="glow_interp_steps").set_value(6).run()
-    assert images(at) != before
+    assert apptest.images(at) != before
 
 
 def test_every_layer_is_a_frame_and_a_link_picks_the_first(clear_streamlit_caches):

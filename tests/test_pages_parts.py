@@ -20,10 +20,6 @@ def open_view(view: str, **params) -> AppTest:
     return apptest.open_view(PAGE, view, **params)
 
 
-def images(at: AppTest) -> list[str]:
-    return [im.value[0] for im in at.image]
-
-
 @pytest.mark.parametrize("view", VIEWS)
 def test_view_runs_without_errors(clear_streamlit_caches, view):
     at = open_view(view)
@@ -36,17 +32,17 @@ def test_parts_view_reports_the_bundled_figures_and_its_order_goes_into_the_url(
     m = apptest.metrics(at)
     assert float(m["Locality of the parts (median)"]) >= 0.7
     assert float(m["Dead parts"].rstrip("%")) < 20
-    before = images(at)
+    before = apptest.images(at)
     at.radio(key="parts_order").set_value("local").run()
-    assert images(at) != before and apptest.param(at, "order") == "local"
+    assert apptest.images(at) != before and apptest.param(at, "order") == "local"
 
 
 def test_groups_slider_changes_the_strips_and_the_url(clear_streamlit_caches):
     at = open_view("groups")
     assert len(at.image) == 2 * 12  # a picture and a strip of parts per group
-    before = images(at)
+    before = apptest.images(at)
     at.slider(key="parts_nparts").set_value(7).run()
-    assert images(at) != before and apptest.param(at, "parts") == "7"
+    assert apptest.images(at) != before and apptest.param(at, "parts") == "7"
     assert all(c.value.startswith("parts ") and c.value.count("(") == 7 for c in at.caption
                if c.value.startswith("parts "))
 
@@ -54,9 +50,9 @@ def test_groups_slider_changes_the_strips_and_the_url(clear_streamlit_caches):
 def test_a_shared_face_link_opens_that_face_and_a_bad_one_warns(clear_streamlit_caches):
     at = open_view("face", face=12, k=5)
     assert at.number_input(key="parts_face").value == 12 and at.slider(key="parts_k").value == 5
-    before = images(at)
+    before = apptest.images(at)
     at.number_input(key="parts_face").set_value(200).run()
-    assert images(at) != before and apptest.param(at, "face") == "200"
+    assert apptest.images(at) != before and apptest.param(at, "face") == "200"
     at = open_view("face", face=4000, k="x")
     assert len(at.warning) == 2 and at.number_input(key="parts_face").value == 325
 

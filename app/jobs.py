@@ -17,6 +17,7 @@ import streamlit as st
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
+_THREADS: list[tuple["Job", threading.Thread]] = []  # every session's job threads still alive
 
 
 @dataclass
@@ -75,8 +76,22 @@ def start(key: str, title: str, work: Callable[[Job], Iterator[dict]]) -> Job:
         return jobs[key]
     job = Job(title=title)
     jobs[key] = job
-    threading.Thread(target=_run, args=(job, work), name=f"dgm-job-{key}", daemon=True).start()
+    thread = threading.Thread(target=_run, args=(job, work), name=f"dgm-job-{key}", daemon=True)
+    _THREADS[:] = [(j, t) for j, t in _THREADS if t.is_alive()]
+    _THREADS.append((job, thread))
+    thread.start()
     return job
+
+
+def cancel_all(wait_seconds: float = 30.0) -> None:
+    """Cancel the running jobs of every session and wait for their threads (at most `wait_seconds` in all),
+    so one test's leftover training does not slow the next."""
+    for job, _ in _THREADS:
+        job.cancel.set()
+    deadline = time.time() + wait_seconds
+    for _, thread in _THREADS:
+        thread.join(max(0.0, deadline - time.time()))
+    _THREADS[:] = [(j, t) for j, t in _THREADS if t.is_alive()]
 
 
 def get(key: str) -> Job | None:

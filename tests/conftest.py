@@ -33,24 +33,42 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+_CACHE_MODULE: list[str] = []  # the test module the Streamlit caches were last emptied for
+
+
 @pytest.fixture
-def clear_streamlit_caches():
-    """st.cache_resource/cache_data are process-wide: start each AppTest from empty caches."""
+def clear_streamlit_caches(request):
+    """st.cache_resource/cache_data are process-wide. They are emptied when a test module starts, and before and
+    after any test that monkeypatches (a patched data folder or checkpoint must not leak into or out of them);
+    the other tests of a module share them as the app's users do. Jobs a test left running are cancelled."""
     import streamlit as st
-    st.cache_resource.clear()
-    st.cache_data.clear()
+
+    def clear() -> None:
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+    patched = "monkeypatch" in request.fixturenames
+    if patched or _CACHE_MODULE != [request.module.__name__]:
+        clear()
+        _CACHE_MODULE[:] = [request.module.__name__]
     yield
+    from app import jobs
+    jobs.cancel_all()  # a job the test left running would slow the next test
+    if patched:
+        clear()
 
 
 @pytest.fixture(scope="session")
 def app_url():
     """Start `streamlit run streamlit_app.py` on a free loopback port; yield its URL; stop it after."""
     port = free_port()
-    log = open(ARTIFACTS / "streamlit-server.log", "w")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # pytest-xdist: a server per worker, one OpenMP thread each
+    log = open(ARTIFACTS / f"streamlit-server{'-' + worker if worker else ''}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **({"OMP_NUM_THREADS": "1"} if worker else {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90

@@ -57,6 +57,6 @@ def test_mean_field_sweeps_play_in_the_browser(page: Page, app_url: str):
     chart.locator(".updatemenu-button").first.click()  # ▶ Play: the browser steps through the sweeps
     expect(label).not_to_have_text(before, timeout=30_000)
     assert page.locator("[data-testid='stApp']").get_attribute("data-test-script-state") == "notRunning"
-    page.wait_for_timeout(12_000)  # let it play to the end
+    expect(label).to_contain_text("sweep 30", timeout=60_000)  # played to the end
     screenshot(page, ARTIFACTS / "dbm_inference-played.png")
     assert_no_exception(page)

@@ -67,8 +67,9 @@ def test_step_buttons_move_the_counter_once(page: Page, app_url: str):
 def test_a_lasso_on_the_draw_pad_becomes_the_target(page: Page, app_url: str):
     open_page(page, f"{app_url}/gan?view=lab")
     page.get_by_text("Target, loss, noise (restarts the run)").click()
-    target = page.locator("[data-testid='stSelectbox']").filter(has_text="Target").first
-    target.locator("input").click()
+    target = page.locator(".st-key-lab_target input")  # by its key: the preset box may also mention a target
+    target.wait_for(timeout=60_000)
+    target.click()
     page.keyboard.type("Your points")
     page.keyboard.press("Enter")
     wait_idle(page)

@@ -15,14 +15,14 @@ RBM_VIEWS = ["filters", "features", "gibbs", "gradient", "train", "likelihood"]
 
 @pytest.fixture
 def app(clear_streamlit_caches) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    return at
+    """The app, not yet run: each test opens its page directly (the home page's gallery costs seconds)."""
+    return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
 
 
 def rbm(app: AppTest, view: str) -> AppTest:
     app.switch_page("app_pages/rbm.py").run()
-    app.segmented_control(key="rbm_view").set_value(view).run()
+    if view != app.segmented_control(key="rbm_view").value:
+        app.segmented_control(key="rbm_view").set_value(view).run()
     assert not app.exception, app.exception
     return app
 
@@ -38,6 +38,7 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 
 def test_home_shows_gallery_with_link(app):
+    app.run()
     assert not app.exception
     assert app.title[0].value == "Deep generative models, live"
     assert image_urls(app), "the gallery shows sample images"

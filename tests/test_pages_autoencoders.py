@@ -12,14 +12,14 @@ from tests.conftest import ROOT
 
 @pytest.fixture
 def app(clear_streamlit_caches) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    return at
+    """The app, not yet run: each test opens the page directly (the home page's gallery costs seconds)."""
+    return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
 
 
 def ae(app: AppTest, view: str) -> AppTest:
     app.switch_page("app_pages/autoencoders.py").run()
-    app.segmented_control(key="ae_view").set_value(view).run()
+    if view != app.segmented_control(key="ae_view").value:
+        app.segmented_control(key="ae_view").set_value(view).run()
     assert not app.exception, app.exception
     assert not app.error, [e.value for e in app.error]
     return app
@@ -74,9 +74,7 @@ def test_faces_choice_shows_both_errors_and_new_faces(app):
 
 def test_faces_choice_without_the_data_says_so(monkeypatch, clear_streamlit_caches, tmp_path):
     monkeypatch.setenv("DGM_DATA_DIR", str(tmp_path))  # an empty data folder: no faces/olivettifaces.mat
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    at = ae(at, "deep")
+    at = ae(AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60), "deep")
     at.segmented_control(key="ae_deep_data").set_value("faces").run()
     assert not at.exception and not at.error
     assert any("not installed" in i.value and "DGM_DATA_DIR" in i.value for i in at.info), [i.value for i in at.info]

@@ -76,6 +76,9 @@ class Trainer:
             self.epoch += 1
             yield {**self._counters(seen, start), **_mean(window), **self._monitor(), "epoch_end": True}
             window = []
+        for opt in self.optimizers:  # a learning rule may end on other weights (the DBM's averaged ones)
+            if hasattr(opt, "finish"):
+                opt.finish()
         self.model.eval()
 
     def _counters(self, seen: int, start: float) -> dict:

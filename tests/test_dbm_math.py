@@ -197,3 +197,27 @@ def test_mean_field_with_missing_pixels_bounds_the_marginal_and_never_decreases(
         exact = torch.logsumexp(model.exact_log_p_star(completions), 0)
         assert bound[-1] <= exact + 1e-9
         assert torch.equal(out["v"][0][missing], torch.zeros(3, dtype=torch.float64))
+
+
+def test_averaging_ends_training_on_the_mean_of_the_epoch_end_weights():
+    """With average_from = 1, the DBM ends on the mean of its weights after joint epochs 2..4, and a resume state
+    taken mid-way carries the running sum."""
+    from engine.models.dbm import DBMLearning
+    from engine.train import Trainer
+    torch.manual_seed(0)
+    model = DBM(DBMConfig(n_visible=12, n_hidden1=6, n_hidden2=4, image_shape=(3, 4)))
+    data = [(torch.rand(10, 12) < 0.4).float() for _ in range(3)]
+    trainer = Trainer(model=model, batches=lambda g: iter(data), epochs=4,
+                      hparams={"pretrain_epochs": 0, "average_from": 1, "ais_every": 0, "n_chains": 10, "verbose": False})
+    ends = []
+    for update in trainer.run():
+        if update.get("epoch_end"):
+            ends.append([p.clone() for p in (model.W1, model.W2, model.b, model.c, model.d)])
+    (learner,) = trainer.optimizers
+    assert learner.averaged == 3
+    for i, p in enumerate((model.W1, model.W2, model.b, model.c, model.d)):
+        assert torch.allclose(p, torch.stack([e[i] for e in ends[1:]]).mean(0), atol=1e-6)
+        assert not torch.allclose(p, ends[-1][i])
+    fresh = DBMLearning(DBM(model.config), pretrain_epochs=0, average_from=1)
+    fresh.load_state_dict(learner.state_dict())
+    assert fresh.averaged == 3 and all(torch.equal(a, b) for a, b in zip(fresh.average_sum, learner.average_sum))

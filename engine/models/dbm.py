@@ -64,13 +64,15 @@ class DBM(Model):
                               "momentum": 0.5, "weight_decay": 2e-4,
                               "mf_steps": 5, "pcd_steps": 1, "n_chains": 100, "centring": True,
                               "h1_bias": "average", "ais_every": 2, "ais_betas": 1000, "ais_runs": 16}},
-        # The long continuation of "bundled": `--resume` from its 42nd epoch with a 1/t decay from 0.004 (tau 50
-        # joint epochs), the bound logged every 10 joint epochs.
+        # The long continuation of "bundled": `--resume` from its 42nd epoch to joint epoch 330 with a 1/t decay
+        # from 0.004 (tau 50 joint epochs), the bound logged every 10 joint epochs; the final weights are the mean
+        # of those after joint epochs 301-330.
         "long": {"config": {},
-                 "train": {"epochs": 292, "batch_size": 100, "pretrain_epochs": 8, "pretrain_lr": 0.05,
+                 "train": {"epochs": 346, "batch_size": 100, "pretrain_epochs": 8, "pretrain_lr": 0.05,
                            "lr": 0.004, "lr_decay_epochs": 50, "momentum": 0.5, "weight_decay": 2e-4,
                            "mf_steps": 5, "pcd_steps": 1, "n_chains": 100, "centring": True,
-                           "h1_bias": "average", "ais_every": 10, "ais_betas": 1000, "ais_runs": 16}},
+                           "h1_bias": "average", "ais_every": 10, "ais_betas": 1000, "ais_runs": 16,
+                           "average_from": 300}},
         "validate": {"config": {},
                      "train": {"epochs": 14, "batch_size": 100, "pretrain_epochs": 2, "pretrain_lr": 0.05,
                                "lr": 0.005, "lr_decay_epochs": 30, "momentum": 0.5, "weight_decay": 2e-4,
@@ -392,7 +394,7 @@ class DBMLearning:
                  mf_steps: int = 5, pcd_steps: int = 1, n_chains: int = 100, centring: bool = True,
                  offset_rate: float = 0.01, h1_bias: str = "average", ais_every: int = 5, ais_betas: int = 1000,
                  ais_runs: int = 16, recompose: bool = False, late_epoch: int = 0, late_decay_epochs: float = 0.0,
-                 verbose: bool = True) -> None:
+                 average_from: int = 0, verbose: bool = True) -> None:
         self.dbm = dbm
         self.pretrain_epochs, self.pretrain_lr, self.base_lr = pretrain_epochs, pretrain_lr, lr
         self.lr_decay_epochs, self.momentum, self.weight_decay = lr_decay_epochs, momentum, weight_decay
@@ -401,6 +403,9 @@ class DBMLearning:
         self.ais_every, self.ais_betas, self.ais_runs, self.verbose = ais_every, ais_betas, ais_runs, verbose
         self.recompose = recompose  # warm start: compose the DBM afresh from the kept RBM stack, new offsets
         self.late_epoch, self.late_decay_epochs = late_epoch, late_decay_epochs  # from joint epoch late_epoch: faster decay
+        self.average_from = average_from  # > 0: training ends on the mean of the weights after joint epochs > this
+        self.average_sum: list[torch.Tensor] | None = None
+        self.averaged = 0  # epoch-end weights summed into average_sum
         self.epochs_started, self.epoch, self.steps_in_epoch, self.steps_per_epoch = 0, 0, 0, 0
         self.lr = lr
         self.velocity: list[torch.Tensor] | None = None
@@ -451,7 +456,28 @@ class DBMLearning:
                 joint = self.epoch - 2 * self.pretrain_epochs + 1  # joint epochs completed after this step
                 if self.ais_every and (joint % self.ais_every == 0 or joint == 1):
                     self._cheap_ais(joint)
+                if self.average_from and joint > self.average_from:
+                    self._accumulate_average()
         return out
+
+    # --- averaged weights (Polyak averaging of the epoch ends) ---------------------------------
+    def _accumulate_average(self) -> None:
+        params = self._params(2)
+        if self.average_sum is None:
+            self.average_sum = [torch.zeros_like(p) for p in params]
+        for total, p in zip(self.average_sum, params):
+            total.add_(p)
+        self.averaged += 1
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        """Called by the Trainer when training ends: with `average_from`, the DBM takes the mean of the weights
+        and biases it had after each joint epoch past `average_from` (the persistent chains' noise averages out;
+        the resume state keeps the last weights)."""
+        if self.averaged:
+            for p, total in zip(self._params(2), self.average_sum):
+                p.copy_(total / self.averaged)
+            self.dbm._log_z_cheap = None  # the last cheap log Z was for the last weights, not their mean
 
     def _rbm_step(self, x, W, bv, bh, *, double_hidden: bool, generator) -> dict[str, float]:
         """CD-1 on an RBM whose one side gets its input twice: RBM 1 (double_hidden: p(h|x) = sigma(bh + 2 x W))
@@ -545,8 +571,8 @@ class DBMLearning:
 
     # --- resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"velocity": self.velocity, "chains": self.chains, "base": self.base,
-                "counters": torch.tensor([self.epochs_started, self.steps_per_epoch])}
+        return {"velocity": self.velocity, "chains": self.chains, "base": self.base, "average_sum": self.average_sum,
+                "counters": torch.tensor([self.epochs_started, self.steps_per_epoch, self.averaged])}
 
     def load_state_dict(self, state: dict) -> None:
         dev = self.dbm.device
@@ -554,7 +580,10 @@ class DBMLearning:
         self.chains = None if state["chains"] is None else tuple(c.to(dev) for c in state["chains"])
         self.chain_p_h1 = None if self.chains is None else self.dbm.p_h1(*self.chains)
         self.base = state["base"]
-        self.epochs_started, self.steps_per_epoch = (int(x) for x in state["counters"])
+        self.epochs_started, self.steps_per_epoch, *averaged = (int(x) for x in state["counters"])
+        self.averaged = averaged[0] if averaged else 0  # resume states written before averaging existed lack it
+        sums = state.get("average_sum")
+        self.average_sum = None if sums is None else [t.to(dev) for t in sums]
 
 
 # --- the test log-likelihood, as the CLI's eval and the card report it ---------------------------------

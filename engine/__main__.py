@@ -185,10 +185,10 @@ def _evaluate_language_model(model, out: Path) -> None:
         print("memory:", test["curve"]["mem_len"], "\ntest ppl:", [round(p, 1) for p in test["curve"]["test_ppl"]])
 
 
-def _evaluate_dbm(model, out: Path, runs: int, betas: int) -> None:
+def _evaluate_dbm(model, out: Path, runs: int, betas: int, is_images: int) -> None:
     from engine.models.dbm import iter_evaluation
     result = None
-    for update in iter_evaluation(model, n_runs=runs, n_betas=betas):
+    for update in iter_evaluation(model, n_runs=runs, n_betas=betas, is_images=is_images):
         _bar(update["progress"], update.get("stage", ""))
         result = update.get("result", result)
     sys.stderr.write("\n")
@@ -235,7 +235,7 @@ def cmd_eval(args) -> None:
     elif model.model_type == "dbn":  # the variational lower bound and an IS estimate; AIS on the top RBM
         _evaluate_dbn(model, folder, args.ais_runs, args.ais_betas, args.is_k, args.is_images)
     elif model.model_type == "dbm":  # AIS log Z (h1 summed out), the mean-field bound, IS over h1, and the card
-        _evaluate_dbm(model, folder, args.ais_runs, args.ais_betas)
+        _evaluate_dbm(model, folder, args.ais_runs, args.ais_betas, args.is_images)
     elif model.model_type == "autoencoder":
         _evaluate_autoencoder(model, folder)
     elif model.model_type in ("planar", "realnvp2d"):  # 2-D flows: KL / NLL with grid checks, and the card

@@ -473,6 +473,11 @@ def _epochs_of(training: dict, n_train: int) -> str:
     return f"{steps * batch / n_train:.3g} epochs" if steps and batch else "? epochs"
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 Gibbs sweep', '5 Gibbs sweeps'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _earlier_stages(training: dict) -> list[str]:
     """Card lines for the stages of a run that was continued under another preset (oldest first)."""
     return [f"- until step {s['steps']} (epoch {s['epochs']}): the `{s['preset']}` preset, settings "
@@ -707,12 +712,14 @@ def dbm_card(model, metrics: dict) -> str:
         f"as many for RBM 2 (h1 sees 2 h2 W2'); composed with h1 biases = {settings.get('h1_bias', 'average')} "
         "of the two RBMs'",
         f"- joint training: mean field ({settings.get('mf_steps', 5)} sweeps) for the data term, "
-        f"{settings.get('n_chains', 100)} persistent chains ({settings.get('pcd_steps', 1)} Gibbs sweeps per update) "
+        f"{settings.get('n_chains', 100)} persistent chains ({_count(settings.get('pcd_steps', 1), 'Gibbs sweep')} per update) "
         f"for the model term, centring {'on' if settings.get('centring', True) else 'off'}, "
         f"learning rate {settings.get('lr', '?')} / (1 + t / {settings.get('lr_decay_epochs', 30)})"
         + (f", from joint epoch {settings['late_epoch']} (counted from 0) {settings.get('lr', '?')} / (1 + t / "
            f"{settings['late_decay_epochs']})" if settings.get("late_decay_epochs") else "")
-        + ", momentum " + str(settings.get("momentum", 0.5)) + ", weight decay " + str(settings.get("weight_decay", 2e-4)),
+        + ", momentum " + str(settings.get("momentum", 0.5)) + ", weight decay " + str(settings.get("weight_decay", 2e-4))
+        + (f"; the final weights and biases are the mean of those after each joint epoch from "
+           f"{settings['average_from'] + 1} on (the resume state keeps the last ones)" if settings.get("average_from") else ""),
         f"- steps: {tr.get('steps', '?')} ({tr.get('epochs', '?')} epochs in all), seed {tr.get('seed', '?')}, "
         f"{tr.get('seconds', '?')} s on {tr.get('device', '?')}{_sessions(tr)}",
         f"- settings: `{json.dumps(settings)}`",

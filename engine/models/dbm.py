@@ -66,13 +66,13 @@ class DBM(Model):
                               "h1_bias": "average", "ais_every": 2, "ais_betas": 1000, "ais_runs": 16}},
         # The long continuation of "bundled": `--resume` from its 42nd epoch to joint epoch 330 with a 1/t decay
         # from 0.004 (tau 50 joint epochs), the bound logged every 10 joint epochs; the final weights are the mean
-        # of those after joint epochs 301-330.
+        # of those after joint epochs 281-330.
         "long": {"config": {},
                  "train": {"epochs": 346, "batch_size": 100, "pretrain_epochs": 8, "pretrain_lr": 0.05,
                            "lr": 0.004, "lr_decay_epochs": 50, "momentum": 0.5, "weight_decay": 2e-4,
                            "mf_steps": 5, "pcd_steps": 1, "n_chains": 100, "centring": True,
                            "h1_bias": "average", "ais_every": 10, "ais_betas": 1000, "ais_runs": 16,
-                           "average_from": 300}},
+                           "average_from": 280}},
         "validate": {"config": {},
                      "train": {"epochs": 14, "batch_size": 100, "pretrain_epochs": 2, "pretrain_lr": 0.05,
                                "lr": 0.005, "lr_decay_epochs": 30, "momentum": 0.5, "weight_decay": 2e-4,

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -68,24 +69,27 @@ def iter_ais(W: torch.Tensor, b: torch.Tensor, a: torch.Tensor, b_base: torch.Te
     betas = ais_betas(n_betas).tolist()
     log_z_base = F.softplus(b_base.double()).sum().item() + n_hidden * math.log(2)
     bias_gap = b - b_base
-    v = _bernoulli(torch.sigmoid(b_base).expand(n_runs, -1), generator)
+    # The draws come from numpy's PCG64 (about twice as fast as torch's CPU generator), seeded from `generator`.
+    rng = np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,), generator=generator)))
+    v = _bernoulli(torch.sigmoid(b_base).expand(n_runs, -1), rng)
     log_w = torch.zeros(n_runs, dtype=torch.float64)
     for k in range(1, len(betas)):
         beta_prev, beta = betas[k - 1], betas[k]
         pre = torch.addmm(a, v, W)  # (R, F), shared by the weight update and the transition
         log_w += ((beta - beta_prev) * (v @ bias_gap) + softplus_gap(pre, beta_prev, beta)).double()
-        h = _bernoulli(torch.sigmoid(pre.mul_(beta)), generator)
+        h = _bernoulli(torch.sigmoid(pre.mul_(beta)), rng)
         p_v = torch.addmm(b, h, W.t()).mul_(beta).add_(b_base, alpha=1 - beta).sigmoid_()
-        v = _bernoulli(p_v, generator)
+        v = _bernoulli(p_v, rng)
         if k % report_every == 0 or k == len(betas) - 1:
             yield {"progress": k / (len(betas) - 1), "log_z": log_z_base + _log_mean_exp(log_w)}
     yield {"progress": 1.0, "log_z": log_z_base + _log_mean_exp(log_w),
            "result": _result(log_w, log_z_base, len(betas))}
 
 
-def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Binary samples with P(1) = p, in p's dtype."""
-    return torch.rand(p.shape, generator=generator, dtype=p.dtype).lt_(p)
+def _bernoulli(p: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Binary samples with P(1) = p (CPU), in p's dtype."""
+    dtype = np.float32 if p.dtype == torch.float32 else np.float64
+    return torch.from_numpy(rng.random(tuple(p.shape), dtype=dtype)).lt_(p)
 
 
 def _log_mean_exp(x: torch.Tensor) -> float:

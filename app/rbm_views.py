@@ -12,12 +12,15 @@ import torch
 
 from app import jobs, plots, widgets
 from app.model_source import Source, source_picker, use_model
-from app.resources import checkpoint_zip, mnist_test, mnist_train_sample
+from app.resources import bundled_chains, checkpoint_zip, mnist_test, mnist_train_sample
 from app.uploads import BadUpload, to_mnist
-from engine import api
+from engine import api, chains
 from engine.api import filters_as_images, pick
 
 SHAPE = (28, 28)
+# The gradient view's model term for a model without kept chains: after 250 sweeps from noise the bundled RBM's
+# chains are not at equilibrium yet (mean |gradient| 0.0106 instead of 0.0077 after 1,000)
+MODEL_CHAINS, MODEL_SWEEPS = 500, 1000
 
 
 USER_LABEL = "your trained model"
@@ -148,12 +151,15 @@ def _gibbs_frames(key: str, _model, start: str, steps: int, chains: int, seed: i
 def gradient(source: Source) -> None:
     st.subheader("Maximum likelihood: data term minus model term")
     st.latex(r"\frac{\partial L}{\partial W_{ij}}=\mathbf E_{P_{data}}[v_ih_j]-\mathbf E_{P_\theta}[v_ih_j]")
+    kept = None if source.user else bundled_chains(source.label)
+    chains_text = (f"{len(kept[0])} Gibbs chains run for {int(kept[1]['sweeps']):,} sweeps from noise, drawn once and "
+                   "kept with the checkpoint" if kept else
+                   f"{MODEL_CHAINS} Gibbs chains run for {MODEL_SWEEPS:,} sweeps from noise, drawn now")
     st.markdown("The data term averages v_i p(h_j = 1 | v) over 2,000 training images; the model term averages the "
-                "same over the model's own samples (here: 500 Gibbs chains run for 1,000 sweeps from noise). Learning raises "
-                "co-activations the data shows and lowers those the model dreams up. Shown for one hidden unit j: "
-                "the maps over the 784 pixels i.")
+                f"same over the model's own samples (here: {chains_text}). Learning raises co-activations the data "
+                "shows and lowers those the model dreams up. Shown for one hidden unit j: the maps over the 784 pixels i.")
     model = source.model
-    data, dream, rank = _gradient_terms(source.key, model)
+    data, dream, rank = _gradient_terms(source.key, model, kept[0] if kept else None)
     unit_rank = st.slider("Hidden unit (ranked by the size of its gradient)", 1, model.config.n_hidden, 1,
                           key="rbm_gunit")
     j = int(rank[unit_rank - 1])
@@ -168,10 +174,10 @@ def gradient(source: Source) -> None:
 
 
 @st.cache_data(max_entries=8, show_spinner="Sampling the model term…")
-def _gradient_terms(key: str, _model):
-    g = torch.Generator().manual_seed(0)
-    # 1,000 sweeps: after 250 the chains are not yet at equilibrium (mean |gradient| 0.0106 instead of 0.0077)
-    v_model = (_model.sample(500, generator=g, steps=1000) > torch.rand(500, 784, generator=g)).float()
+def _gradient_terms(key: str, _model, _stored: torch.Tensor | None):
+    """Data and model terms (D, F) for the model with cache key `key`; the model term from `_stored` equilibrium
+    states when the checkpoint keeps them, else from chains drawn now (about 20 s for 784-500 on 2 cores)."""
+    v_model = _stored if _stored is not None else chains.draw(_model, MODEL_CHAINS, MODEL_SWEEPS)
     data, dream = _model.gradient_terms(mnist_train_sample(), v_model)
     rank = (data - dream).abs().sum(0).argsort(descending=True)
     return data.numpy(), dream.numpy(), rank.numpy()

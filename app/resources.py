@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from engine import api
+from engine import api, chains
 
 
 def configure_torch() -> None:
@@ -36,6 +36,13 @@ def bundled_metrics(name: str) -> dict:
 @st.cache_resource(show_spinner=False)
 def bundled_fingerprint(name: str) -> str:
     return api.fingerprint(api.resolve(name))
+
+
+@st.cache_resource(show_spinner=False)
+def bundled_chains(name: str) -> tuple[torch.Tensor, dict] | None:
+    """The equilibrium chains kept beside bundled checkpoint `name` (engine.chains): binary states (n, D) and
+    their metadata ("sweeps", "seed"), or None when it keeps none for its current weights."""
+    return chains.load(api.resolve(name))
 
 
 def loadable(name: str) -> bool:

@@ -1,7 +1,8 @@
-"""Command line: python -m engine {list,train,eval,sample} ...
+"""Command line: python -m engine {list,train,eval,chains,sample} ...
 
     python -m engine train rbm --preset bundled --out assets/checkpoints/rbm-mnist
     python -m engine eval assets/checkpoints/rbm-mnist --ais-runs 100 --ais-betas 14500 --write
+    python -m engine chains assets/checkpoints/rbm-mnist -n 500 --sweeps 1000
     python -m engine sample assets/checkpoints/rbm-mnist -n 64 --out samples.png
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from engine import api, cards, checkpoint
+from engine import api, cards, chains, checkpoint
 from engine.device import pick
 from engine.snapshots import SnapshotRecorder
 
@@ -298,6 +299,16 @@ def cmd_sample(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_chains(args) -> None:
+    """Draw a Boltzmann machine's equilibrium chains once and keep them beside its checkpoint (engine.chains)."""
+    model = api.load(args.checkpoint)
+    if not hasattr(model, "gradient_terms"):
+        raise SystemExit(f"error: {model.model_type} keeps no equilibrium chains (only an RBM does)")
+    folder = api.resolve(args.checkpoint)
+    path = chains.save(folder, chains.draw(model, args.n, args.sweeps, args.seed), sweeps=args.sweeps, seed=args.seed)
+    print(f"wrote {path}: {args.n} chains after {args.sweeps} Gibbs sweeps from noise (seed {args.seed})")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m engine", description="DGM Explorer engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -324,6 +335,12 @@ def main(argv=None) -> None:
     e.add_argument("--is-images", type=int, default=2000, help="test images for the IS estimate")
     e.add_argument("--gan-samples", type=int, default=10_000, help="generated digits for FD/precision/recall")
     e.set_defaults(func=cmd_eval)
+    c = sub.add_parser("chains", help="keep an RBM's equilibrium chains beside its checkpoint (chains.safetensors)")
+    c.add_argument("checkpoint")
+    c.add_argument("-n", type=int, default=500)
+    c.add_argument("--sweeps", type=int, default=1000)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_chains)
     s = sub.add_parser("sample", help="write a PNG grid of samples")
     s.add_argument("checkpoint")
     s.add_argument("-n", type=int, default=64)

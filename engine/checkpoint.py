@@ -27,7 +27,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, truncated, or does not match its model; the message says which."""
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Call write(tmp_path), then move tmp_path onto path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -41,7 +41,7 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def config_dict(model) -> dict:
@@ -68,7 +68,7 @@ def save(model, directory: str | Path, *, card: str | None = None, metrics: dict
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-    _atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     _write_text(directory / CONFIG, json.dumps(config_dict(model), indent=2) + "\n")
     if card is not None:
         _write_text(directory / CARD, card)
@@ -131,7 +131,7 @@ def fingerprint(directory: str | Path) -> str:
 
 def save_resume_state(state: dict, directory: str | Path) -> None:
     """Optimizer state, RNG state and counters for resuming training (tensors and plain containers)."""
-    _atomic_write(Path(directory) / RESUME, lambda tmp: torch.save(state, tmp))
+    atomic_write(Path(directory) / RESUME, lambda tmp: torch.save(state, tmp))
 
 
 def load_resume_state(directory: str | Path) -> dict | None:

@@ -8,8 +8,6 @@ Safetensors only: nothing here is ever unpickled.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from engine.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError, atomic_write
 
 FILE = "snapshots.safetensors"
 CURVE_KEYS = ("d_loss", "g_loss", "wasserstein", "gp", "d_real", "d_fake", "valid_elbo", "valid_nll_is")
@@ -87,14 +85,7 @@ def save_snapshots(folder: str | Path, steps, images: np.ndarray) -> Path:
         raise ValueError(f"snapshots need uint8 images (S, n, H, W) and S steps; got {images.dtype} "
                          f"{images.shape} and {len(steps)} steps")
     tensors = {"steps": torch.tensor(list(steps), dtype=torch.int64), "images": torch.from_numpy(images.copy())}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".snapshots.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp)
-        os.replace(tmp, folder / FILE)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(folder / FILE, lambda tmp: save_file(tensors, tmp))
     return folder / FILE
 
 

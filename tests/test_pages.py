@@ -52,6 +52,22 @@ def test_rbm_view_runs(app, view):
     assert at.title[0].value == "Restricted Boltzmann machines"
 
 
+def test_gradient_view_takes_the_model_term_from_the_kept_chains(app, monkeypatch):
+    """The bundled RBM's gradient view reads its 500 equilibrium chains from chains.safetensors instead of running
+    1,000 Gibbs sweeps (about 20 s) when the page opens; without the file it draws them itself."""
+    from engine import chains
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("the bundled model's chains were drawn again")
+
+    monkeypatch.setattr(chains, "draw", no_drawing)
+    at = rbm(app, "gradient")
+    assert "drawn once and kept with the checkpoint" in " ".join(m.value for m in at.markdown)
+    assert any("Mean |gradient| over all weights: 0.0077" in c.value for c in at.caption)  # as when drawn on the page
+    at.slider(key="rbm_gunit").set_value(5).run()
+    assert not at.exception
+
+
 def test_filter_count_changes_the_image(app):
     at = rbm(app, "filters")
     before = image_urls(at)

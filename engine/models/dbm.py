@@ -73,6 +73,14 @@ class DBM(Model):
                            "mf_steps": 5, "pcd_steps": 1, "n_chains": 100, "centring": True,
                            "h1_bias": "average", "ais_every": 10, "ais_betas": 1000, "ais_runs": 16,
                            "average_from": 280}},
+        # The second continuation: `--resume` from "long" (its averaged weights, last chains and momentum), the
+        # same 1/t decay carried on, a fresh average of the weights after joint epochs 331 onwards.
+        "continued": {"config": {},
+                      "train": {"epochs": 646, "batch_size": 100, "pretrain_epochs": 8, "pretrain_lr": 0.05,
+                                "lr": 0.004, "lr_decay_epochs": 50, "momentum": 0.5, "weight_decay": 2e-4,
+                                "mf_steps": 5, "pcd_steps": 1, "n_chains": 100, "centring": True,
+                                "h1_bias": "average", "ais_every": 10, "ais_betas": 1000, "ais_runs": 16,
+                                "average_from": 330}},
         "validate": {"config": {},
                      "train": {"epochs": 14, "batch_size": 100, "pretrain_epochs": 2, "pretrain_lr": 0.05,
                                "lr": 0.005, "lr_decay_epochs": 30, "momentum": 0.5, "weight_decay": 2e-4,
@@ -573,7 +581,7 @@ class DBMLearning:
     # --- resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"velocity": self.velocity, "chains": self.chains, "base": self.base, "average_sum": self.average_sum,
-                "counters": torch.tensor([self.epochs_started, self.steps_per_epoch, self.averaged])}
+                "counters": torch.tensor([self.epochs_started, self.steps_per_epoch, self.averaged, self.average_from])}
 
     def load_state_dict(self, state: dict) -> None:
         dev = self.dbm.device
@@ -581,10 +589,12 @@ class DBMLearning:
         self.chains = None if state["chains"] is None else tuple(c.to(dev) for c in state["chains"])
         self.chain_p_h1 = None if self.chains is None else self.dbm.p_h1(*self.chains)
         self.base = state["base"]
-        self.epochs_started, self.steps_per_epoch, *averaged = (int(x) for x in state["counters"])
-        self.averaged = averaged[0] if averaged else 0  # resume states written before averaging existed lack it
-        sums = state.get("average_sum")
-        self.average_sum = None if sums is None else [t.to(dev) for t in sums]
+        self.epochs_started, self.steps_per_epoch, *rest = (int(x) for x in state["counters"])
+        # The running average carries over only to a run with the same `average_from` (a continuation of the same
+        # stage); a new stage starts its own. States written before `average_from` was kept start afresh too.
+        same_stage = len(rest) == 2 and rest[1] == self.average_from and state.get("average_sum") is not None
+        self.averaged = rest[0] if same_stage else 0
+        self.average_sum = [t.to(dev) for t in state["average_sum"]] if same_stage else None
 
 
 # --- the test log-likelihood, as the CLI's eval and the card report it ---------------------------------

@@ -485,9 +485,11 @@ def _count(n: int, noun: str) -> str:
 
 def _earlier_stages(training: dict) -> list[str]:
     """Card lines for the stages of a run that was continued under another preset (oldest first)."""
+    stages = training.get("earlier_stages", [])
+    following = [*(s["preset"] for s in stages[1:]), training.get("preset")]
     return [f"- until step {s['steps']} (epoch {s['epochs']}): the `{s['preset']}` preset, settings "
-            f"`{json.dumps(s['train'])}`; then the `{training.get('preset')}` preset below"
-            for s in training.get("earlier_stages", [])]
+            f"`{json.dumps(s['train'])}`; then the `{then}` preset" + (" below" if i == len(stages) - 1 else "")
+            for i, (s, then) in enumerate(zip(stages, following))]
 
 
 def _sessions(training: dict) -> str:

@@ -142,22 +142,25 @@ def test_cli_resume_works_for_learning_rules_that_are_not_torch_optimizers(model
     assert "saved" in capsys.readouterr().out
 
 
-def test_a_run_continued_under_another_preset_keeps_its_stages(tmp_path):
-    """`train --resume` with a new preset records the earlier one, and the DBM card lists both commands."""
+def test_a_run_continued_under_other_presets_keeps_its_stages(tmp_path):
+    """`train --resume` with a new preset records the earlier ones, and the DBM card lists every command in order."""
     from engine.__main__ import main
     from engine.models.dbm import DBM
     out = str(tmp_path / "dbm")
     main(["train", "dbm", "--preset", "tiny", "--out", out, "--epochs", "1", "--set", "max_steps=2"])
-    DBM.presets["tiny-again"] = DBM.presets["tiny"]
+    DBM.presets["tiny-again"] = DBM.presets["tiny-third"] = DBM.presets["tiny"]
     try:
-        main(["train", "dbm", "--preset", "tiny-again", "--out", out, "--epochs", "1", "--set", "max_steps=4",
-              "--resume"])
+        for preset, steps in (("tiny-again", 4), ("tiny-third", 6)):
+            main(["train", "dbm", "--preset", preset, "--out", out, "--epochs", "1", "--set", f"max_steps={steps}",
+                  "--resume"])
     finally:
-        del DBM.presets["tiny-again"]
+        del DBM.presets["tiny-again"], DBM.presets["tiny-third"]
     training = api.read_metrics(out)["training"]
-    assert training["preset"] == "tiny-again" and training["steps"] == 4
-    assert [(s["preset"], s["steps"]) for s in training["earlier_stages"]] == [("tiny", 2)]
+    assert training["preset"] == "tiny-third" and training["steps"] == 6
+    assert [(s["preset"], s["steps"]) for s in training["earlier_stages"]] == [("tiny", 2), ("tiny-again", 4)]
     card = api.dbm_card(checkpoint.load(out), {"training": training})
     assert ("`python -m engine train dbm --preset tiny --out <folder>`, then `python -m engine train dbm --preset "
-            "tiny-again --out <folder> --resume`") in card
-    assert "until step 2 (epoch 0): the `tiny` preset" in card
+            "tiny-again --out <folder> --resume`, then `python -m engine train dbm --preset tiny-third --out <folder> "
+            "--resume`") in card
+    assert "until step 2 (epoch 0): the `tiny` preset" in card and "; then the `tiny-again` preset\n" in card
+    assert "until step 4 (epoch 0): the `tiny-again` preset" in card and "; then the `tiny-third` preset below" in card

@@ -198,12 +198,14 @@ train-helmholtz: venv
 
 .PHONY: train-dbm
 # The Deep Boltzmann machines page's DBM (784-500-1000): 8 + 8 epochs of greedy pretraining with doubled weights and
-# 26 joint epochs (`bundled`), then the `long` continuation with `--resume` (mean field + 100 persistent chains,
-# centring; about 15 s per joint epoch on 2 quiet cores); eval: AIS log Z (100 runs x 20,000 temperatures), the
-# mean-field bound on all 10,000 test digits, and an importance-sampled estimate over h1 (k = 1,000, first 2,000).
+# 26 joint epochs (`bundled`), then the `long` and `continued` continuations with `--resume` (mean field + persistent
+# chains, centring; about 15 s per joint epoch on 2 quiet cores with 100 chains); eval: AIS log Z (100 runs x 20,000
+# temperatures), the mean-field bound on all 10,000 test digits, and an importance-sampled estimate over h1
+# (k = 1,000, first 2,000).
 train-dbm: venv
 	$(PY) -m engine train dbm --preset bundled --out assets/checkpoints/dbm-mnist && \
 	$(PY) -m engine train dbm --preset long --out assets/checkpoints/dbm-mnist --resume && \
+	$(PY) -m engine train dbm --preset continued --out assets/checkpoints/dbm-mnist --resume && \
 	$(PY) -m engine eval assets/checkpoints/dbm-mnist --ais-betas 20000 && rm -f assets/checkpoints/dbm-mnist/resume.pt
 
 .PHONY: train-dbn

@@ -30,8 +30,9 @@ def screenshot(page: Page, path) -> None:
     width = page.viewport_size["width"]
     page.set_viewport_size({"width": width, "height": max(900, min(int(height) + 40, 6000))})
     charts = page.locator("[data-testid='stPlotlyChart']")
-    for i in range(charts.count()):  # plotly draws after the script finishes: wait for each chart's SVG
-        charts.nth(i).locator(".main-svg").first.wait_for(timeout=20_000)
+    for i in range(charts.count()):  # plotly draws after the script finishes: wait until each chart has its SVG
+        # (attached, not visible: a chart a live fragment is about to replace can be hidden for a moment)
+        charts.nth(i).locator(".main-svg").first.wait_for(state="attached", timeout=20_000)
     page.wait_for_timeout(400)
     page.screenshot(path=path, full_page=True)
 
